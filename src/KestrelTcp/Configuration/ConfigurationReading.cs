@@ -1,0 +1,80 @@
+using System.Globalization;
+
+namespace KestrelTcp.Configuration;
+
+/// <summary>
+/// Typed reads of single configuration values that report a problem naming the full key instead of
+/// throwing, so that start-up can list every mistake at once.
+/// </summary>
+public static class ConfigurationReading
+{
+    /// <summary>Reads a whole number within [min, max]; a missing key gives <paramref name="fallback"/>.</summary>
+    public static int ReadInt(IConfigurationSection parent, string key, int fallback, int min, int max, ICollection<string> problems, string? rangeText = null)
+    {
+        var section = parent.GetSection(key);
+        if (section.Value is not { } text || text.Length == 0)
+        {
+            return fallback;
+        }
+
+        if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
+        {
+            problems.Add($"{section.Path}: '{text}' is not a whole number");
+            return fallback;
+        }
+
+        if (value < min || value > max)
+        {
+            problems.Add($"{section.Path}: {value} is out of range ({rangeText ?? $"{min}-{max}"})");
+            return fallback;
+        }
+
+        return value;
+    }
+
+    /// <summary>Reads a non-negative <see cref="TimeSpan"/> (<c>hh:mm:ss</c>); a missing key gives <paramref name="fallback"/>.</summary>
+    public static TimeSpan ReadTimeSpan(IConfigurationSection parent, string key, TimeSpan fallback, ICollection<string> problems)
+    {
+        var section = parent.GetSection(key);
+        if (section.Value is not { } text || text.Length == 0)
+        {
+            return fallback;
+        }
+
+        if (!TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out var value))
+        {
+            problems.Add($"{section.Path}: '{text}' is not a time span (expected [d.]hh:mm:ss[.fff], e.g. 00:05:00)");
+            return fallback;
+        }
+
+        if (value < TimeSpan.Zero)
+        {
+            problems.Add($"{section.Path}: {text} is negative");
+            return fallback;
+        }
+
+        return value;
+    }
+
+    /// <summary>Reads <c>true</c> or <c>false</c>; a missing key gives <paramref name="fallback"/>.</summary>
+    public static bool ReadBool(IConfigurationSection parent, string key, bool fallback, ICollection<string> problems)
+    {
+        var section = parent.GetSection(key);
+        if (section.Value is not { } text || text.Length == 0)
+        {
+            return fallback;
+        }
+
+        if (!bool.TryParse(text, out var value))
+        {
+            problems.Add($"{section.Path}: '{text}' is not true or false");
+            return fallback;
+        }
+
+        return value;
+    }
+
+    /// <summary>Reads a string; a missing or empty key gives <paramref name="fallback"/>.</summary>
+    public static string? ReadString(IConfigurationSection parent, string key, string? fallback = null) =>
+        parent.GetSection(key).Value is { Length: > 0 } text ? text : fallback;
+}

@@ -1,0 +1,11 @@
+namespace KestrelTcp.Configuration;
+
+/// <summary>The HTTP management port (<c>KestrelTcp:Http</c>): health checks and metrics.</summary>
+public sealed record HttpEndpointOptions
+{
+    /// <summary>Default 8080, the port the ASP.NET Core container images expose.</summary>
+    public int Port { get; init; } = 8080;
+
+    /// <summary>Default <c>*</c>: every interface, IPv4 and IPv6, so probes from outside a container reach it.</summary>
+    public string Address { get; init; } = "*";
+}

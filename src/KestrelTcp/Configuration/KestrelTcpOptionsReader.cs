@@ -1,0 +1,171 @@
+using System.Globalization;
+using System.Net;
+using Microsoft.Extensions.Options;
+using static KestrelTcp.Configuration.ConfigurationReading;
+
+namespace KestrelTcp.Configuration;
+
+/// <summary>
+/// Reads <see cref="KestrelTcpOptions"/> from configuration by hand rather than through the binder,
+/// so that each malformed value becomes a message naming its exact key instead of one exception.
+/// Cross-listener rules live in <see cref="KestrelTcpOptionsValidator"/>.
+/// </summary>
+internal sealed class KestrelTcpOptionsReader(IConfiguration configuration, IEnumerable<HandlerRegistration> handlers)
+    : IConfigureOptions<KestrelTcpOptions>
+{
+    private const string PortRange = "1-65535, or 0 for any free port";
+
+    public void Configure(KestrelTcpOptions options)
+    {
+        var root = configuration.GetSection(KestrelTcpOptions.SectionName);
+        var problems = options.Problems;
+
+        var http = root.GetSection("Http");
+        options.Http = new HttpEndpointOptions
+        {
+            Port = ReadPort(http, "Port", 8080, problems),
+            Address = ReadAddress(http, "Address", problems) ?? "*",
+        };
+
+        var backlog = root.GetSection("Backlog");
+        options.Backlog = backlog.Value is { Length: > 0 } ? ReadInt(root, "Backlog", 512, 1, 65535, problems) : null;
+
+        options.Limits = ReadLimits(root.GetSection("Limits"), ConnectionLimits.Default, problems);
+
+        var shutdown = root.GetSection("Shutdown");
+        options.Shutdown = new ShutdownOptions
+        {
+            Delay = ReadTimeSpan(shutdown, "Delay", TimeSpan.Zero, problems),
+            DrainTimeout = ReadTimeSpan(shutdown, "DrainTimeout", TimeSpan.FromSeconds(10), problems),
+        };
+
+        var registrations = handlers
+            .GroupBy(h => h.Name, StringComparer.OrdinalIgnoreCase)
+            .ToDictionary(g => g.Key, g => g.Last(), StringComparer.OrdinalIgnoreCase);
+        var listeners = new List<ListenerDefinition>();
+        foreach (var section in root.GetSection("Listeners").GetChildren())
+        {
+            if (ReadListener(section, options.Limits, registrations, problems) is { } listener)
+            {
+                listeners.Add(listener);
+            }
+        }
+
+        options.Listeners = listeners;
+    }
+
+    private static ListenerDefinition? ReadListener(
+        IConfigurationSection section,
+        ConnectionLimits defaults,
+        Dictionary<string, HandlerRegistration> registrations,
+        List<string> problems)
+    {
+        if (!ReadBool(section, "Enabled", true, problems))
+        {
+            return null;
+        }
+
+        var handlerName = ReadString(section, "Handler");
+        HandlerRegistration? registration = null;
+        if (handlerName is null)
+        {
+            problems.Add($"{section.Path}:Handler: missing (known handlers: {Known(registrations)})");
+        }
+        else if (!registrations.TryGetValue(handlerName, out registration))
+        {
+            problems.Add($"{section.Path}:Handler: '{handlerName}' is not a registered handler (known handlers: {Known(registrations)})");
+        }
+
+        var unixSocketPath = ReadString(section, "UnixSocketPath");
+        int? port = null;
+        if (section.GetSection("Port").Value is { Length: > 0 })
+        {
+            port = ReadPort(section, "Port", 0, problems);
+        }
+
+        if (port is null && unixSocketPath is null)
+        {
+            problems.Add($"{section.Path}:Port: missing (give a Port, or a UnixSocketPath)");
+        }
+        else if (port is not null && unixSocketPath is not null)
+        {
+            problems.Add($"{section.Path}:UnixSocketPath: a listener has either a Port or a UnixSocketPath, not both");
+        }
+
+        var address = ReadAddress(section, "Address", problems);
+        if (address == "localhost" && port == 0)
+        {
+            problems.Add($"{section.Path}:Address: 'localhost' cannot be bound with port 0; use 127.0.0.1 or ::1");
+        }
+
+        // Per-listener limits use the same keys as KestrelTcp:Limits, inside the listener itself or
+        // inside a Limits subsection of it; the subsection wins where both are given.
+        var limits = ReadLimits(section, defaults, problems);
+        limits = ReadLimits(section.GetSection("Limits"), limits, problems);
+
+        var handlerOptions = registration?.ParseOptions(section.GetSection("Options"), problems);
+
+        return new ListenerDefinition
+        {
+            Name = section.Key,
+            HandlerName = registration?.Name ?? handlerName ?? "",
+            Address = address,
+            Port = port,
+            UnixSocketPath = unixSocketPath,
+            Limits = limits,
+            HandlerOptions = handlerOptions,
+        };
+    }
+
+    private static ConnectionLimits ReadLimits(IConfigurationSection section, ConnectionLimits defaults, List<string> problems)
+    {
+        var limits = new ConnectionLimits
+        {
+            MaxConnections = ReadInt(section, "MaxConnections", defaults.MaxConnections, 0, int.MaxValue, problems, "0 for unlimited, or a positive count"),
+            MaxConnectionsPerClient = ReadInt(section, "MaxConnectionsPerClient", defaults.MaxConnectionsPerClient, 0, int.MaxValue, problems, "0 for unlimited, or a positive count"),
+            IdleTimeout = ReadTimeSpan(section, "IdleTimeout", defaults.IdleTimeout, problems),
+            MaxLineLength = ReadInt(section, "MaxLineLength", defaults.MaxLineLength, 1, 1024 * 1024, problems, "1-1048576 bytes"),
+        };
+        return limits == defaults ? defaults : limits;
+    }
+
+    private static int ReadPort(IConfigurationSection parent, string key, int fallback, List<string> problems)
+    {
+        var section = parent.GetSection(key);
+        if (section.Value is { Length: > 0 } text
+            && long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value)
+            && (value < 0 || value > 65535))
+        {
+            problems.Add($"{section.Path}: {value} is not a port ({PortRange})");
+            return fallback;
+        }
+
+        return ReadInt(parent, key, fallback, 0, 65535, problems, PortRange);
+    }
+
+    private static string? ReadAddress(IConfigurationSection parent, string key, List<string> problems)
+    {
+        var text = ReadString(parent, key);
+        if (text is null || text == "*")
+        {
+            return text;
+        }
+
+        if (string.Equals(text, "localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            return "localhost";
+        }
+
+        var trimmed = text.StartsWith('[') && text.EndsWith(']') ? text[1..^1] : text;
+        if (!IPAddress.TryParse(trimmed, out var ip))
+        {
+            problems.Add($"{parent.GetSection(key).Path}: '{text}' is not an IP address (use *, localhost, or an IPv4/IPv6 address)");
+            return null;
+        }
+
+        return ip.ToString();
+    }
+
+    private static string Known(Dictionary<string, HandlerRegistration> registrations) =>
+        string.Join(", ", registrations.Values.Select(r => r.Name).Order(StringComparer.Ordinal));
+}

@@ -1,0 +1,46 @@
+namespace KestrelTcp.Connections;
+
+/// <summary>Why a connection ended: the <c>reason</c> label of <c>kestreltcp_connections_closed_total</c>.</summary>
+public enum CloseReason
+{
+    /// <summary>No reason recorded yet.</summary>
+    None = 0,
+
+    /// <summary>The client closed (FIN or reset).</summary>
+    Client,
+
+    /// <summary>The handler finished and closed, e.g. Time after its one write or Greeting after <c>quit</c>.</summary>
+    Server,
+
+    /// <summary>Nothing was received for <c>IdleTimeout</c>.</summary>
+    IdleTimeout,
+
+    /// <summary>A line exceeded <c>MaxLineLength</c>.</summary>
+    LineTooLong,
+
+    /// <summary>The server was shutting down.</summary>
+    Shutdown,
+
+    /// <summary>The handler failed.</summary>
+    Error,
+}
+
+/// <summary>
+/// Lets a handler tell the connection tracking why it is closing a connection (for example
+/// <see cref="CloseReason.LineTooLong"/>); the first reason recorded wins.
+/// </summary>
+public interface ICloseReasonFeature
+{
+    /// <summary>The reason recorded so far, or <see cref="CloseReason.None"/>.</summary>
+    CloseReason CloseReason { get; }
+
+    /// <summary>Records <paramref name="reason"/> unless a reason was recorded already.</summary>
+    void SetCloseReason(CloseReason reason);
+}
+
+/// <summary>Replies a handler wants sent to a connection refused by a limit, before it is closed.</summary>
+public interface IBusyReply
+{
+    /// <summary>The bytes to send, e.g. <c>ERR busy\r\n</c>.</summary>
+    ReadOnlyMemory<byte> BusyReply { get; }
+}

@@ -1,0 +1,54 @@
+using KestrelTcp.Diagnostics;
+using KestrelTcp.Hosting;
+using Microsoft.AspNetCore.Connections;
+
+namespace KestrelTcp.Connections;
+
+/// <summary>
+/// The outermost middleware of every TCP listener: refuses a connection over the listener's limits,
+/// or while the server drains, before anything counts it as accepted. A refused connection gets
+/// the handler's busy reply (if it has one) and a graceful close, and is counted by reason.
+/// </summary>
+internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, ListenerRuntime listener, ILogger logger, TimeProvider time)
+{
+    public async Task OnConnectionAsync(ConnectionContext connection)
+    {
+        if (listener.IsDraining)
+        {
+            Reject(RejectReason.ShuttingDown);
+            return;
+        }
+
+        var client = ConnectionLimiter.ClientAddress(connection.RemoteEndPoint);
+        var refused = listener.Limiter.TryAcquire(client);
+        if (refused != RejectReason.None)
+        {
+            Reject(refused);
+            if (listener.Handler is IBusyReply busy)
+            {
+                await connection.Transport.Output.WriteAsync(busy.BusyReply);
+            }
+
+            return;
+        }
+
+        try
+        {
+            await next(connection);
+        }
+        finally
+        {
+            listener.Limiter.Release(client);
+        }
+    }
+
+    private void Reject(RejectReason reason)
+    {
+        listener.Stats.OnRejected(reason);
+        var count = listener.RejectionLog.Note(time.GetUtcNow().ToUnixTimeMilliseconds());
+        if (count > 0)
+        {
+            Log.ConnectionsRejected(logger, listener.Name, count, reason);
+        }
+    }
+}

@@ -1,0 +1,68 @@
+using System.Diagnostics;
+using KestrelTcp.Diagnostics;
+using KestrelTcp.Hosting;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+
+namespace KestrelTcp.Connections;
+
+/// <summary>
+/// Sees every accepted connection of a listener: counts it, wraps its transport to count bytes,
+/// keeps it in the listener's open set, turns a close request into a canceled read (so handlers
+/// finish gracefully), and on the way out records why and how long, and logs one event.
+/// </summary>
+internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, ListenerRuntime listener, KestrelTcpMetrics metrics, ILogger logger, TimeProvider time)
+{
+    public async Task OnConnectionAsync(ConnectionContext connection)
+    {
+        var transport = connection.Transport;
+        var tracked = new TrackedConnection(connection, transport, time);
+        connection.Features.Set<ICloseReasonFeature>(tracked);
+        connection.Features.Set(tracked);
+        connection.Transport = tracked;
+        listener.OnAccepted(tracked);
+
+        using var closeRequested = connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested
+            .UnsafeRegister(static state => ((TrackedConnection)state!).CancelPendingRead(), tracked);
+        try
+        {
+            await next(connection);
+        }
+        catch (Exception ex) when (IsClientGone(ex))
+        {
+            // A reset or a vanished client is ordinary network life, not our fault.
+            tracked.SetCloseReason(CloseReason.Client);
+        }
+        catch (Exception ex)
+        {
+            tracked.SetCloseReason(CloseReason.Error);
+            Log.ConnectionFailed(logger, ex, listener.Name, connection.ConnectionId);
+        }
+        finally
+        {
+            tracked.Finished = true;
+            connection.Transport = transport;
+            var reason = tracked.CloseReason;
+            if (reason == CloseReason.None)
+            {
+                reason = tracked.ClientCompleted ? CloseReason.Client : CloseReason.Server;
+            }
+
+            var duration = tracked.Duration(time.GetTimestamp());
+            listener.OnClosed(tracked, reason, duration.TotalSeconds);
+            metrics.RecordDuration(listener, duration.TotalSeconds);
+
+            // Load-balancer probes connect and send nothing: at Debug, they do not flood the log.
+            var level = tracked.BytesReceived > 0 ? LogLevel.Information : LogLevel.Debug;
+            if (logger.IsEnabled(level))
+            {
+                Log.ConnectionClosed(logger, level, listener.Name, connection.ConnectionId, tracked.Remote?.ToString(),
+                    duration.TotalMilliseconds, tracked.BytesReceived, tracked.BytesSent, reason);
+            }
+        }
+    }
+
+    private static bool IsClientGone(Exception ex) =>
+        ex is ConnectionResetException or ConnectionAbortedException or IOException or OperationCanceledException
+        || ex.InnerException is System.Net.Sockets.SocketException;
+}

@@ -1,0 +1,219 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Runtime.CompilerServices;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+
+namespace KestrelTcp.Connections;
+
+/// <summary>
+/// One open connection as the tracking middleware sees it: its transport wrapped to count bytes and
+/// note activity, its close reason, and the means to ask it to finish. Bytes are counted in plain
+/// fields written only by the connection's own read and write paths; readers elsewhere (metrics,
+/// /connections) see values at most one read or write behind.
+/// </summary>
+internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
+{
+    private readonly ConnectionContext _context;
+    private readonly TimeProvider _time;
+    private readonly CountingReader _input;
+    private readonly CountingWriter _output;
+    private int _closeReason;
+    private long _idleSignalledAt;
+
+    public TrackedConnection(ConnectionContext context, IDuplexPipe transport, TimeProvider time)
+    {
+        _context = context;
+        _time = time;
+        _input = new CountingReader(transport.Input, this);
+        _output = new CountingWriter(transport.Output, this);
+        StartTimestamp = time.GetTimestamp();
+        LastReceiveTimestamp = StartTimestamp;
+        ConnectedAt = time.GetUtcNow();
+        Remote = context.RemoteEndPoint switch
+        {
+            IPEndPoint { Address.IsIPv4MappedToIPv6: true } ip => new IPEndPoint(ip.Address.MapToIPv4(), ip.Port),
+            var other => other,
+        };
+    }
+
+    public string Id => _context.ConnectionId;
+
+    /// <summary>The client's endpoint; IPv4 clients of a dual-stack socket shown as IPv4.</summary>
+    public EndPoint? Remote { get; }
+
+    public DateTimeOffset ConnectedAt { get; }
+
+    public long StartTimestamp { get; }
+
+    public long LastReceiveTimestamp { get; private set; }
+
+    public long BytesReceived { get; private set; }
+
+    public long BytesSent { get; private set; }
+
+    /// <summary>The client ended its side (FIN): a close is then the client's doing.</summary>
+    public bool ClientCompleted { get; private set; }
+
+    public bool Finished { get; set; }
+
+    public PipeReader Input => _input;
+
+    public PipeWriter Output => _output;
+
+    public CloseReason CloseReason => (CloseReason)Volatile.Read(ref _closeReason);
+
+    public void SetCloseReason(CloseReason reason) => Interlocked.CompareExchange(ref _closeReason, (int)reason, (int)CloseReason.None);
+
+    public TimeSpan IdleFor(long now) => _time.GetElapsedTime(LastReceiveTimestamp, now);
+
+    public TimeSpan Duration(long now) => _time.GetElapsedTime(StartTimestamp, now);
+
+    /// <summary>Asks the handler to finish: its pending or next read returns canceled.</summary>
+    public void CancelPendingRead() => _input.CancelPendingRead();
+
+    /// <summary>Asks the connection to finish because the server is stopping.</summary>
+    public void RequestShutdown()
+    {
+        SetCloseReason(CloseReason.Shutdown);
+        if (_context.Features.Get<IConnectionLifetimeNotificationFeature>() is { } lifetime)
+        {
+            lifetime.RequestClose();
+        }
+
+        CancelPendingRead();
+    }
+
+    public void Abort(string reason) => _context.Abort(new ConnectionAbortedException(reason));
+
+    /// <summary>Called about once a second: closes the connection gracefully once idle too long, and aborts it if the handler ignores that.</summary>
+    public void CheckIdle(TimeSpan idleTimeout)
+    {
+        if (Finished)
+        {
+            return;
+        }
+
+        var now = _time.GetTimestamp();
+        if (_idleSignalledAt == 0)
+        {
+            if (IdleFor(now) >= idleTimeout)
+            {
+                _idleSignalledAt = now;
+                SetCloseReason(CloseReason.IdleTimeout);
+                CancelPendingRead();
+            }
+        }
+        else if (_time.GetElapsedTime(_idleSignalledAt, now) >= idleTimeout)
+        {
+            // The handler did not finish when asked (it is blocked writing to a client that never reads).
+            Abort("Idle timeout");
+        }
+    }
+
+    private void OnRead(in ReadResult result, long unconsumedBefore)
+    {
+        var fresh = result.Buffer.Length - unconsumedBefore;
+        if (fresh > 0)
+        {
+            BytesReceived += fresh;
+            LastReceiveTimestamp = _time.GetTimestamp();
+        }
+
+        if (result.IsCompleted)
+        {
+            ClientCompleted = true;
+        }
+    }
+
+    private sealed class CountingReader(PipeReader inner, TrackedConnection owner) : PipeReader
+    {
+        private ReadOnlySequence<byte> _last;
+        private long _unconsumed;
+
+        public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+        {
+            var pending = inner.ReadAsync(cancellationToken);
+            if (pending.IsCompletedSuccessfully)
+            {
+                var result = pending.Result;
+                Observe(result);
+                return new ValueTask<ReadResult>(result);
+            }
+
+            return AwaitRead(pending);
+        }
+
+        public override bool TryRead(out ReadResult result)
+        {
+            if (!inner.TryRead(out result))
+            {
+                return false;
+            }
+
+            Observe(result);
+            return true;
+        }
+
+        public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
+
+        public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+        {
+            _unconsumed = _last.Slice(consumed).Length;
+            _last = default;
+            inner.AdvanceTo(consumed, examined);
+        }
+
+        public override void CancelPendingRead() => inner.CancelPendingRead();
+
+        public override void Complete(Exception? exception = null) => inner.Complete(exception);
+
+        public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        private async ValueTask<ReadResult> AwaitRead(ValueTask<ReadResult> pending)
+        {
+            var result = await pending;
+            Observe(result);
+            return result;
+        }
+
+        private void Observe(in ReadResult result)
+        {
+            _last = result.Buffer;
+            owner.OnRead(result, _unconsumed);
+        }
+    }
+
+    private sealed class CountingWriter(PipeWriter inner, TrackedConnection owner) : PipeWriter
+    {
+        public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
+
+        public override long UnflushedBytes => inner.UnflushedBytes;
+
+        public override void Advance(int bytes)
+        {
+            owner.BytesSent += bytes;
+            inner.Advance(bytes);
+        }
+
+        public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
+
+        public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
+
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
+
+        public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
+        {
+            owner.BytesSent += source.Length;
+            return inner.WriteAsync(source, cancellationToken);
+        }
+
+        public override void CancelPendingFlush() => inner.CancelPendingFlush();
+
+        public override void Complete(Exception? exception = null) => inner.Complete(exception);
+
+        public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
+    }
+}

@@ -1,0 +1,36 @@
+using KestrelTcp.Connections;
+
+namespace KestrelTcp.Diagnostics;
+
+/// <summary>Every log event of KestrelTcp, source-generated: no formatting unless the level is on.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 1, EventName = "ListenerStarted", Level = LogLevel.Information,
+        Message = "Listener {Listener} ({Handler}) listening on {Endpoint}")]
+    public static partial void ListenerStarted(ILogger logger, string listener, string handler, string endpoint);
+
+    [LoggerMessage(EventId = 2, EventName = "ManagementStarted", Level = LogLevel.Information,
+        Message = "Health and metrics on {Endpoint} (/health, /health/live, /health/ready, /metrics, /connections)")]
+    public static partial void ManagementStarted(ILogger logger, string endpoint);
+
+    [LoggerMessage(EventId = 3, EventName = "ConnectionClosed",
+        Message = "Connection {ConnectionId} on {Listener} from {RemoteEndPoint} closed ({CloseReason}) after {DurationMs:0.0} ms, {BytesReceived} bytes in, {BytesSent} bytes out")]
+    public static partial void ConnectionClosed(ILogger logger, LogLevel level, string listener, string connectionId, string? remoteEndPoint,
+        double durationMs, long bytesReceived, long bytesSent, CloseReason closeReason);
+
+    [LoggerMessage(EventId = 4, EventName = "ConnectionsRejected", Level = LogLevel.Warning,
+        Message = "Listener {Listener} refused {Count} connection(s) in the last second or more; latest reason {RejectReason}")]
+    public static partial void ConnectionsRejected(ILogger logger, string listener, long count, RejectReason rejectReason);
+
+    [LoggerMessage(EventId = 5, EventName = "ShutdownStarted", Level = LogLevel.Information,
+        Message = "Shutdown: readiness is now 503; draining {OpenConnections} open connection(s) after a delay of {Delay}, for at most {DrainTimeout}")]
+    public static partial void ShutdownStarted(ILogger logger, long openConnections, TimeSpan delay, TimeSpan drainTimeout);
+
+    [LoggerMessage(EventId = 6, EventName = "DrainCompleted", Level = LogLevel.Information,
+        Message = "Shutdown: drain finished in {ElapsedMs:0} ms, {Aborted} connection(s) aborted at the drain timeout")]
+    public static partial void DrainCompleted(ILogger logger, double elapsedMs, int aborted);
+
+    [LoggerMessage(EventId = 7, EventName = "ConnectionFailed", Level = LogLevel.Error,
+        Message = "Connection {ConnectionId} on {Listener} failed")]
+    public static partial void ConnectionFailed(ILogger logger, Exception exception, string listener, string connectionId);
+}

@@ -1,0 +1,42 @@
+using Serilog;
+using Serilog.Events;
+using Serilog.Extensions.Logging;
+
+namespace KestrelTcp.Diagnostics;
+
+/// <summary>
+/// Serilog from the <c>Serilog</c> configuration section. The logger is built when the host first
+/// asks for logging, so it sees the final configuration (files, environment, command line, tests).
+/// Without a <c>Serilog:WriteTo</c> it writes to the console through the async sink, so that a
+/// slow terminal or pipe never blocks a connection.
+/// </summary>
+internal static class SerilogSetup
+{
+    public static ILoggingBuilder AddKestrelTcpSerilog(this ILoggingBuilder logging)
+    {
+        logging.ClearProviders();
+        // Serilog's own minimum level decides; Microsoft.Extensions.Logging passes everything on.
+        logging.SetMinimumLevel(LogLevel.Trace);
+        logging.Services.AddSingleton<ILoggerProvider>(sp => new SerilogLoggerProvider(CreateLogger(sp.GetRequiredService<IConfiguration>()), dispose: true));
+        return logging;
+    }
+
+    public static Serilog.ILogger CreateLogger(IConfiguration configuration)
+    {
+        var logger = new LoggerConfiguration()
+            .MinimumLevel.Information()
+            // Kestrel's "Now listening on: http://…" names raw TCP ports as HTTP; our own start-up events replace it.
+            .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
+            .Enrich.FromLogContext()
+            .ReadFrom.Configuration(configuration);
+
+        if (!configuration.GetSection("Serilog:WriteTo").Exists())
+        {
+            logger.WriteTo.Async(sink => sink.Console(
+                outputTemplate: "[{Timestamp:yyyy-MM-dd HH:mm:ss.fff} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}",
+                formatProvider: System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        return logger.CreateLogger();
+    }
+}

@@ -1,0 +1,78 @@
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Options;
+
+namespace KestrelTcp.Hosting;
+
+/// <summary>Process exit codes of the server.</summary>
+public static class ExitCodes
+{
+    /// <summary>Ran and stopped cleanly.</summary>
+    public const int Success = 0;
+
+    /// <summary>The health-check mode found the server not ready.</summary>
+    public const int Unhealthy = 1;
+
+    /// <summary>Invalid configuration; one line per problem on stderr.</summary>
+    public const int InvalidConfiguration = 2;
+
+    /// <summary>A port was already in use.</summary>
+    public const int AddressInUse = 3;
+}
+
+/// <summary>Runs the application and turns start-up failures into the documented exit codes.</summary>
+public static class KestrelTcpApplication
+{
+    /// <summary>Runs until SIGTERM or Ctrl+C; returns 0, 2 for invalid configuration, or 3 for a port in use.</summary>
+    public static async Task<int> RunKestrelTcpAsync(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        try
+        {
+            await app.RunAsync();
+            return ExitCodes.Success;
+        }
+        catch (OptionsValidationException ex)
+        {
+            foreach (var failure in ex.Failures)
+            {
+                await Console.Error.WriteLineAsync(failure);
+            }
+
+            await Console.Error.WriteLineAsync($"KestrelTcp: invalid configuration ({ex.Failures.Count()} problem(s)); not started.");
+            return ExitCodes.InvalidConfiguration;
+        }
+        catch (IOException ex) when (ex.InnerException is AddressInUseException)
+        {
+            await Console.Error.WriteLineAsync(DescribeBindFailure(app.Services.GetRequiredService<KestrelTcpRuntime>(), ex.Message));
+            return ExitCodes.AddressInUse;
+        }
+    }
+
+    /// <summary>Names the listener behind Kestrel's "Failed to bind to address http://…" message.</summary>
+    internal static string DescribeBindFailure(KestrelTcpRuntime runtime, string kestrelMessage)
+    {
+        const string Prefix = "Failed to bind to address ";
+        var start = kestrelMessage.IndexOf(Prefix, StringComparison.Ordinal);
+        var address = start < 0 ? "" : kestrelMessage[(start + Prefix.Length)..].Split(": address already in use", 2)[0].TrimEnd('.', ':');
+        var port = Uri.TryCreate(address, UriKind.Absolute, out var uri) ? uri.Port : -1;
+
+        var listener = runtime.Listeners.FirstOrDefault(l =>
+            (l.Definition.UnixSocketPath is { } path && address.Contains(path, StringComparison.Ordinal)) || l.Definition.Port == port);
+        if (listener is not null)
+        {
+            var endpoint = listener.Definition.UnixSocketPath is { } socket
+                ? $"unix:{socket}"
+                : $"tcp://{FormatHost(uri)}:{port}";
+            return $"KestrelTcp:Listeners:{listener.Name}: cannot listen on {endpoint}: address already in use (listener '{listener.Name}', handler {listener.HandlerName}); not started.";
+        }
+
+        if (runtime.Options.Http.Port == port)
+        {
+            return $"KestrelTcp:Http:Port: cannot listen on http://{FormatHost(uri)}:{port}: address already in use (HTTP management port); not started.";
+        }
+
+        return $"KestrelTcp: {kestrelMessage}; not started.";
+    }
+
+    private static string FormatHost(Uri? uri) => uri?.Host ?? "?";
+}

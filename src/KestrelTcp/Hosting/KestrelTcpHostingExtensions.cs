@@ -1,0 +1,87 @@
+using KestrelTcp.Configuration;
+using KestrelTcp.Diagnostics;
+using KestrelTcp.Handlers;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace KestrelTcp.Hosting;
+
+/// <summary>The entry points that wire KestrelTcp into an ASP.NET Core application.</summary>
+public static class KestrelTcpHostingExtensions
+{
+    /// <summary>
+    /// Adds KestrelTcp: listeners from <c>KestrelTcp:Listeners</c> bound to their handlers, the HTTP
+    /// management port, validation at start-up, health checks, metrics and Serilog logging. The
+    /// built-in handlers Echo, Time and Greeting are registered; add more on the returned builder.
+    /// </summary>
+    public static KestrelTcpBuilder AddKestrelTcp(this WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Logging.AddKestrelTcpSerilog();
+        return builder.Services.AddKestrelTcp();
+    }
+
+    /// <summary>The services of <see cref="AddKestrelTcp(WebApplicationBuilder)"/>, without logging.</summary>
+    public static KestrelTcpBuilder AddKestrelTcp(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<IConfigureOptions<KestrelTcpOptions>, KestrelTcpOptionsReader>();
+        services.AddSingleton<IValidateOptions<KestrelTcpOptions>, KestrelTcpOptionsValidator>();
+        services.AddOptions<KestrelTcpOptions>().ValidateOnStart();
+
+        services.AddSingleton<KestrelTcpRuntime>();
+        services.AddSingleton(sp => new Lazy<KestrelTcpRuntime>(sp.GetRequiredService<KestrelTcpRuntime>));
+        services.AddSingleton<KestrelTcpMetrics>();
+        services.AddSingleton<MetricsExporter>();
+        services.AddSingleton<IConfigureOptions<KestrelServerOptions>, KestrelEndpointSetup>();
+        services.AddHostedService<KestrelTcpLifecycle>();
+        services.AddHealthChecks().AddCheck<ReadinessHealthCheck>("listeners", tags: [ManagementEndpoints.ReadyTag]);
+
+        services.AddOptions<SocketTransportOptions>().Configure<IOptions<KestrelTcpOptions>>((transport, options) =>
+        {
+            if (TryGet(options)?.Backlog is { } backlog)
+            {
+                transport.Backlog = backlog;
+            }
+        });
+
+        // The drain runs inside the host's stop: give it Delay + DrainTimeout and a margin.
+        services.AddOptions<HostOptions>().Configure<IOptions<KestrelTcpOptions>>((host, options) =>
+        {
+            if (TryGet(options)?.Shutdown is { } shutdown)
+            {
+                var needed = shutdown.Delay + shutdown.DrainTimeout + TimeSpan.FromSeconds(5);
+                host.ShutdownTimeout = needed > host.ShutdownTimeout ? needed : host.ShutdownTimeout;
+            }
+        });
+
+        return new KestrelTcpBuilder(services)
+            .AddHandler<EchoHandler>("Echo")
+            .AddHandler<TimeHandler, TimeHandlerOptions>("Time")
+            .AddHandler<GreetingHandler, GreetingOptions>("Greeting");
+    }
+
+    /// <summary>Registers one more handler on an application that already called <c>AddKestrelTcp()</c>.</summary>
+    public static IServiceCollection AddKestrelTcpHandler<THandler>(this IServiceCollection services, string name)
+        where THandler : Microsoft.AspNetCore.Connections.ConnectionHandler
+    {
+        new KestrelTcpBuilder(services).AddHandler<THandler>(name);
+        return services;
+    }
+
+    // Invalid options are reported by ValidateOnStart with every problem; options read earlier, while
+    // the host is built, must not throw first with a less useful message.
+    private static KestrelTcpOptions? TryGet(IOptions<KestrelTcpOptions> options)
+    {
+        try
+        {
+            return options.Value;
+        }
+        catch (OptionsValidationException)
+        {
+            return null;
+        }
+    }
+}

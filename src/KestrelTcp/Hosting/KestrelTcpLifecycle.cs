@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using KestrelTcp.Diagnostics;
+
+namespace KestrelTcp.Hosting;
+
+/// <summary>
+/// Start and stop of the TCP side. Started: marks listeners bound and logs each real endpoint.
+/// Stopping (before Kestrel's own stop, which would close the HTTP port too): readiness turns 503,
+/// then after <c>Shutdown:Delay</c> the listeners refuse new connections, every open connection is
+/// asked to finish, and whatever remains after <c>Shutdown:DrainTimeout</c> is aborted.
+/// </summary>
+internal sealed class KestrelTcpLifecycle(KestrelTcpRuntime runtime, ILogger<KestrelTcpLifecycle> logger, TimeProvider time) : IHostedLifecycleService
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(20);
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken)
+    {
+        foreach (var listener in runtime.Listeners)
+        {
+            listener.State = ListenerState.Listening;
+            Log.ListenerStarted(logger, listener.Name, listener.HandlerName, listener.Endpoint);
+        }
+
+        if (runtime.HttpEndpoint is { } http)
+        {
+            Log.ManagementStarted(logger, http);
+        }
+
+        runtime.State = ServerState.Ready;
+        return Task.CompletedTask;
+    }
+
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        if (runtime.State == ServerState.ShuttingDown)
+        {
+            return;
+        }
+
+        runtime.State = ServerState.ShuttingDown;
+        var shutdown = runtime.Options.Shutdown;
+        Log.ShutdownStarted(logger, runtime.Listeners.Sum(l => l.ActiveConnections), shutdown.Delay, shutdown.DrainTimeout);
+        try
+        {
+            if (shutdown.Delay > TimeSpan.Zero)
+            {
+                await Task.Delay(shutdown.Delay, time, cancellationToken);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        var started = time.GetTimestamp();
+        foreach (var listener in runtime.Listeners)
+        {
+            listener.State = ListenerState.Draining;
+        }
+
+        foreach (var connection in runtime.Listeners.SelectMany(l => l.OpenConnections))
+        {
+            connection.RequestShutdown();
+        }
+
+        var aborted = 0;
+        if (!await WaitForNoOpenConnections(shutdown.DrainTimeout, cancellationToken))
+        {
+            foreach (var connection in runtime.Listeners.SelectMany(l => l.OpenConnections))
+            {
+                aborted++;
+                connection.Abort("Shutdown drain timeout");
+            }
+
+            // Let the aborted connections record their close before Kestrel stops.
+            await WaitForNoOpenConnections(TimeSpan.FromSeconds(1), CancellationToken.None);
+        }
+
+        foreach (var listener in runtime.Listeners)
+        {
+            listener.State = ListenerState.Stopped;
+        }
+
+        Log.DrainCompleted(logger, time.GetElapsedTime(started).TotalMilliseconds, aborted);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private async Task<bool> WaitForNoOpenConnections(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (runtime.Listeners.Any(l => l.OpenCount > 0))
+        {
+            if (Stopwatch.GetTimestamp() >= deadline || cancellationToken.IsCancellationRequested)
+            {
+                return false;
+            }
+
+            await Task.Delay(PollInterval, CancellationToken.None);
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,70 @@
+using System.Reflection;
+using KestrelTcp.Configuration;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+
+namespace KestrelTcp.Hosting;
+
+/// <summary>Where the whole server is in its life.</summary>
+public enum ServerState
+{
+    /// <summary>Binding listeners.</summary>
+    Starting,
+
+    /// <summary>Every listener bound: ready.</summary>
+    Ready,
+
+    /// <summary>Shutdown began: readiness answers 503.</summary>
+    ShuttingDown,
+}
+
+/// <summary>
+/// The listeners of this process and the server's state: what health, metrics and shutdown read
+/// and act on. Created from the validated options; handlers are created here, one per listener.
+/// </summary>
+internal sealed class KestrelTcpRuntime
+{
+    private volatile int _state;
+
+    public KestrelTcpRuntime(IOptions<KestrelTcpOptions> options, IEnumerable<HandlerRegistration> registrations, IServiceProvider services)
+    {
+        Options = options.Value;
+        var byName = registrations
+            .GroupBy(r => r.Name, StringComparer.OrdinalIgnoreCase)
+            .ToDictionary(g => g.Key, g => g.Last(), StringComparer.OrdinalIgnoreCase);
+        Listeners = [.. Options.Listeners.Select(l => new ListenerRuntime(l, CreateHandler(byName[l.HandlerName].HandlerType, l, services)))];
+    }
+
+    public KestrelTcpOptions Options { get; }
+
+    public IReadOnlyList<ListenerRuntime> Listeners { get; }
+
+    public ListenOptions? HttpListenOptions { get; set; }
+
+    public ServerState State
+    {
+        get => (ServerState)_state;
+        set => _state = (int)value;
+    }
+
+    /// <summary>Ready: started, not shutting down, every listener bound.</summary>
+    public bool IsReady => State == ServerState.Ready && Listeners.All(l => l.State == ListenerState.Listening);
+
+    /// <summary>The bound HTTP management endpoint, as bound (e.g. <c>http://[::]:8080</c>).</summary>
+    public string? HttpEndpoint => HttpListenOptions?.IPEndPoint is { } ip ? $"http://{ip}" : null;
+
+    /// <summary>The bound HTTP port (the real one when 0 was asked), or null before start.</summary>
+    public int? HttpPort => HttpListenOptions?.IPEndPoint?.Port;
+
+    public ListenerRuntime? Find(string name) => Listeners.FirstOrDefault(l => l.Name == name);
+
+    private static ConnectionHandler CreateHandler(Type type, ListenerDefinition listener, IServiceProvider services)
+    {
+        var wantsListener = type.GetConstructors(BindingFlags.Public | BindingFlags.Instance)
+            .Any(c => c.GetParameters().Any(p => p.ParameterType == typeof(ListenerDefinition)));
+        return (ConnectionHandler)(wantsListener
+            ? ActivatorUtilities.CreateInstance(services, type, listener)
+            : ActivatorUtilities.CreateInstance(services, type));
+    }
+}
