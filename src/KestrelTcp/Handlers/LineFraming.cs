@@ -46,8 +46,9 @@ public static class LineFraming
         }
 
         line = default;
-        if (window.Length >= maxLineLength + 2L)
+        if (window.Length > maxLineLength && !(window.Length == maxLineLength + 1L && EndsWithCarriageReturn(window)))
         {
+            // More than the limit without a line ending (a lone trailing '\r' may still start one).
             return LineStatus.TooLong;
         }
 
@@ -66,16 +67,18 @@ public static class LineFraming
         return LineStatus.Line;
     }
 
-    private static ReadOnlySequence<byte> TrimCarriageReturn(ReadOnlySequence<byte> raw)
+    private static ReadOnlySequence<byte> TrimCarriageReturn(ReadOnlySequence<byte> raw) =>
+        EndsWithCarriageReturn(raw) ? raw.Slice(0, raw.Length - 1) : raw;
+
+    private static bool EndsWithCarriageReturn(in ReadOnlySequence<byte> raw)
     {
         if (raw.IsEmpty)
         {
-            return raw;
+            return false;
         }
 
-        var lastIndex = raw.Length - 1;
         Span<byte> last = stackalloc byte[1];
-        raw.Slice(lastIndex).CopyTo(last);
-        return last[0] == (byte)'\r' ? raw.Slice(0, lastIndex) : raw;
+        raw.Slice(raw.Length - 1).CopyTo(last);
+        return last[0] == (byte)'\r';
     }
 }
