@@ -91,7 +91,7 @@ internal static class Yaml
 }
 
 /// <summary>The defaults of the root appsettings.json that the image and the manifests must agree with.</summary>
-internal sealed class AppSettings
+public sealed class AppSettings
 {
     private AppSettings(JsonElement kestrelTcp) => Section = kestrelTcp;
 

@@ -5,7 +5,7 @@ using System.Text.RegularExpressions;
 namespace KestrelTcp.Tests.Deployment;
 
 /// <summary>One Dockerfile instruction: its keyword (upper case) and the rest of its (joined) line.</summary>
-internal sealed record DockerInstruction(string Keyword, string Arguments)
+public sealed record DockerInstruction(string Keyword, string Arguments)
 {
     /// <summary>The arguments split on whitespace, quotes respected.</summary>
     public IReadOnlyList<string> Words => DockerfileModel.SplitWords(Arguments);
@@ -21,7 +21,7 @@ internal sealed record DockerInstruction(string Keyword, string Arguments)
 }
 
 /// <summary>A build stage: its FROM and the instructions after it.</summary>
-internal sealed class DockerStage
+public sealed class DockerStage
 {
     public required DockerInstruction From { get; init; }
 
@@ -68,7 +68,7 @@ internal sealed class DockerStage
 /// Just enough of the Dockerfile grammar for the tests: continuation lines, comments, stages, and the
 /// exec (JSON) form of ENTRYPOINT/CMD/HEALTHCHECK.
 /// </summary>
-internal sealed partial class DockerfileModel
+public sealed partial class DockerfileModel
 {
     public List<DockerStage> Stages { get; } = [];
 
