@@ -17,6 +17,11 @@ internal sealed class KestrelEndpointSetup(KestrelTcpRuntime runtime, KestrelTcp
 {
     public void Configure(KestrelServerOptions options)
     {
+        if (!runtime.IsValid)
+        {
+            return;
+        }
+
         var http = runtime.Options.Http;
         Listen(options, http.Address, http.Port, null, listen => runtime.HttpListenOptions = listen);
 

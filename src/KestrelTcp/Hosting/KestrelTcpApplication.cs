@@ -26,8 +26,12 @@ public static class KestrelTcpApplication
     public static async Task<int> RunKestrelTcpAsync(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
+        var runtime = app.Services.GetRequiredService<KestrelTcpRuntime>();
         try
         {
+            // Validate first, so invalid configuration is reported as the list of problems alone,
+            // not after the host's own "Hosting failed to start" error with a stack trace.
+            _ = app.Services.GetRequiredService<IOptions<KestrelTcp.Configuration.KestrelTcpOptions>>().Value;
             await app.RunAsync();
             return ExitCodes.Success;
         }
@@ -43,7 +47,7 @@ public static class KestrelTcpApplication
         }
         catch (IOException ex) when (ex.InnerException is AddressInUseException)
         {
-            await Console.Error.WriteLineAsync(DescribeBindFailure(app.Services.GetRequiredService<KestrelTcpRuntime>(), ex.Message));
+            await Console.Error.WriteLineAsync(DescribeBindFailure(runtime, ex.Message));
             return ExitCodes.AddressInUse;
         }
     }

@@ -41,7 +41,7 @@ public static class KestrelTcpHostingExtensions
 
         services.AddOptions<SocketTransportOptions>().Configure<IOptions<KestrelTcpOptions>>((transport, options) =>
         {
-            if (TryGet(options)?.Backlog is { } backlog)
+            if (options.ValueOrNull()?.Backlog is { } backlog)
             {
                 transport.Backlog = backlog;
             }
@@ -50,7 +50,7 @@ public static class KestrelTcpHostingExtensions
         // The drain runs inside the host's stop: give it Delay + DrainTimeout and a margin.
         services.AddOptions<HostOptions>().Configure<IOptions<KestrelTcpOptions>>((host, options) =>
         {
-            if (TryGet(options)?.Shutdown is { } shutdown)
+            if (options.ValueOrNull()?.Shutdown is { } shutdown)
             {
                 var needed = shutdown.Delay + shutdown.DrainTimeout + TimeSpan.FromSeconds(5);
                 host.ShutdownTimeout = needed > host.ShutdownTimeout ? needed : host.ShutdownTimeout;
@@ -69,19 +69,5 @@ public static class KestrelTcpHostingExtensions
     {
         new KestrelTcpBuilder(services).AddHandler<THandler>(name);
         return services;
-    }
-
-    // Invalid options are reported by ValidateOnStart with every problem; options read earlier, while
-    // the host is built, must not throw first with a less useful message.
-    private static KestrelTcpOptions? TryGet(IOptions<KestrelTcpOptions> options)
-    {
-        try
-        {
-            return options.Value;
-        }
-        catch (OptionsValidationException)
-        {
-            return null;
-        }
     }
 }

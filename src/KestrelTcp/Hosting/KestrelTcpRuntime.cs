@@ -29,7 +29,16 @@ internal sealed class KestrelTcpRuntime
 
     public KestrelTcpRuntime(IOptions<KestrelTcpOptions> options, IEnumerable<HandlerRegistration> registrations, IServiceProvider services)
     {
-        Options = options.Value;
+        if (options.ValueOrNull() is not { } valid)
+        {
+            // Start-up will stop with every problem listed (ValidateOnStart); bind nothing meanwhile.
+            Options = new KestrelTcpOptions();
+            Listeners = [];
+            return;
+        }
+
+        IsValid = true;
+        Options = valid;
         var byName = registrations
             .GroupBy(r => r.Name, StringComparer.OrdinalIgnoreCase)
             .ToDictionary(g => g.Key, g => g.Last(), StringComparer.OrdinalIgnoreCase);
@@ -37,6 +46,9 @@ internal sealed class KestrelTcpRuntime
     }
 
     public KestrelTcpOptions Options { get; }
+
+    /// <summary>False when configuration is invalid: nothing is bound and start-up fails.</summary>
+    public bool IsValid { get; }
 
     public IReadOnlyList<ListenerRuntime> Listeners { get; }
 

@@ -91,7 +91,12 @@ public sealed class TestServer : IAsyncDisposable
     public async Task<double> MetricAsync(string name, params (string Name, string Value)[] labels) =>
         PrometheusText.Value(await MetricsAsync(), name, labels);
 
-    public async Task<JsonElement> JsonAsync(string path) => await Http.GetFromJsonAsync<JsonElement>(path);
+    /// <summary>GETs a JSON endpoint whatever its status code (/health answers 503 when not ready).</summary>
+    public async Task<JsonElement> JsonAsync(string path)
+    {
+        using var response = await Http.GetAsync(path);
+        return await response.Content.ReadFromJsonAsync<JsonElement>();
+    }
 
     /// <summary>Waits until <paramref name="condition"/> holds, polling, at most <paramref name="timeout"/> (default 10 s).</summary>
     public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? timeout = null, string? because = null)

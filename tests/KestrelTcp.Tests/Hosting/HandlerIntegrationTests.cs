@@ -1,0 +1,179 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using KestrelTcp.Tests.Infrastructure;
+
+namespace KestrelTcp.Tests.Hosting;
+
+/// <summary>Every handler through the real server, real Kestrel and real sockets on loopback port 0.</summary>
+public class HandlerIntegrationTests
+{
+    [Fact]
+    public async Task Echo_BinaryData_ReturnedUnchanged()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("echo", "Echo"));
+        await using var client = await server.ConnectAsync("echo");
+        var data = new byte[200_000];
+        new Random(42).NextBytes(data);
+        var send = client.SendAsync(data);
+        var received = await client.ReadExactlyAsync(data.Length);
+        await send;
+        Assert.Equal(data, received);
+    }
+
+    [Fact]
+    public async Task Echo_ClientHalfCloses_ReceivesEverythingThenEof()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("echo", "Echo"));
+        await using var client = await server.ConnectAsync("echo");
+        var data = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("half-close ", 10_000)));
+        await client.SendAsync(data);
+        client.ShutdownSend();
+        Assert.Equal(data, await client.ReadToEndAsync());
+    }
+
+    [Fact]
+    public async Task Echo_200ConcurrentClients_EachGetsExactlyItsOwnBytes()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("echo", "Echo"));
+        var clients = await Task.WhenAll(Enumerable.Range(0, 200).Select(async i =>
+        {
+            var client = await server.ConnectAsync("echo");
+            var data = new byte[4096 + i];
+            new Random(i).NextBytes(data);
+            await client.SendAsync(data);
+            client.ShutdownSend();
+            var received = await client.ReadToEndAsync(TimeSpan.FromSeconds(30));
+            await client.DisposeAsync();
+            return (data, received);
+        }));
+        Assert.All(clients, c => Assert.Equal(c.data, c.received));
+    }
+
+    [Theory]
+    [InlineData("ctime", @"^(Sun|Mon|Tue|Wed|Thu|Fri|Sat) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 123]\d \d\d:\d\d:\d\d \d{4}\r\n$")]
+    [InlineData("iso8601", @"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\r\n$")]
+    [InlineData("rfc1123", @"^(Sun|Mon|Tue|Wed|Thu|Fri|Sat), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT\r\n$")]
+    [InlineData("unix", @"^\d{10,}\r\n$")]
+    public async Task Time_EachTextFormat_OneLineThenClose(string format, string pattern)
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("time", "Time", ("Options:Format", format)));
+        await using var client = await server.ConnectAsync("time");
+        Assert.Matches(pattern, await client.ReadToEndTextAsync());
+    }
+
+    [Fact]
+    public async Task Time_Rfc868_FourBytesNearNow()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("time", "Time", ("Options:Format", "rfc868")));
+        await using var client = await server.ConnectAsync("time");
+        var bytes = await client.ReadToEndAsync();
+        Assert.Equal(4, bytes.Length);
+        var seconds = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes);
+        var expected = (uint)((DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 2_208_988_800L) % (1L << 32));
+        Assert.InRange(seconds, expected - 5, expected + 1);
+    }
+
+    [Fact]
+    public async Task Time_Iso8601WithTimeZone_CarriesOffset()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("time", "Time", ("Options:Format", "iso8601"), ("Options:TimeZone", "Asia/Kolkata")));
+        await using var client = await server.ConnectAsync("time");
+        Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+05:30\r\n$", await client.ReadToEndTextAsync());
+    }
+
+    [Fact]
+    public async Task Greeting_Conversation_BannerRepliesFarewell()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("greeting", "Greeting"));
+        await using var client = await server.ConnectAsync("greeting");
+        var port = server.Port("greeting");
+        Assert.Equal($"Welcome! You have connected to 127.0.0.1 on port {port}\r\n", await client.ReadLineAsync());
+        await client.SendAsync("Ada\r\n");
+        Assert.Equal("Hello, Ada!\r\n", await client.ReadLineAsync());
+        await client.SendAsync("Grace\n\x01\n");
+        Assert.Equal("Hello, Grace!\r\n", await client.ReadLineAsync());
+        Assert.Equal("Hello, \uFFFD!\r\n", await client.ReadLineAsync());
+        await client.SendAsync("QUIT\r\n");
+        Assert.Equal("Goodbye!\r\n", await client.ReadToEndTextAsync());
+    }
+
+    [Fact]
+    public async Task Greeting_LastLineAtEofWithoutNewline_StillAnswered()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("greeting", "Greeting", ("Options:Banner", "")));
+        await using var client = await server.ConnectAsync("greeting");
+        await client.SendAsync("no newline");
+        client.ShutdownSend();
+        Assert.Equal("Hello, no newline!\r\n", await client.ReadToEndTextAsync());
+    }
+
+    [Fact]
+    public async Task Greeting_LineOverLimit_ErrThenClose()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("greeting", "Greeting", ("Options:Banner", ""), ("MaxLineLength", "64")));
+        await using var client = await server.ConnectAsync("greeting");
+        await client.SendAsync(new string('x', 65) + "\n");
+        Assert.Equal("ERR line too long\r\n", await client.ReadToEndTextAsync());
+    }
+
+    [Fact]
+    public async Task Greeting_CustomTemplates_EveryPlaceholder()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("greeting", "Greeting",
+            ("Options:Banner", "{Listener} {RemoteAddress} {LocalAddress}:{LocalPort} {MachineName}\n"),
+            ("Options:Reply", "<{Line}> {RemotePort}\n"),
+            ("Options:Farewell", "ciao\n"),
+            ("Options:ExitCommands:0", "ciao")));
+        await using var client = await server.ConnectAsync("greeting");
+        var local = (IPEndPoint)client.Socket.LocalEndPoint!;
+        Assert.Equal($"greeting 127.0.0.1 127.0.0.1:{server.Port("greeting")} {Environment.MachineName}\n", await client.ReadLineAsync());
+        await client.SendAsync("quit\nCIAO\n");
+        Assert.Equal($"<quit> {local.Port}\nciao\n", await client.ReadToEndTextAsync());
+    }
+
+    [Fact]
+    public async Task UnixSocketListener_Echo_Works()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"kestreltcp-{Guid.NewGuid():N}.sock");
+        try
+        {
+            await using var server = await TestServer.StartAsync(new Dictionary<string, string?>
+            {
+                ["KestrelTcp:Listeners:local:Handler"] = "Echo",
+                ["KestrelTcp:Listeners:local:UnixSocketPath"] = path,
+            });
+            await using var client = await TcpTestClient.ConnectAsync(new UnixDomainSocketEndPoint(path));
+            await client.SendAsync("over unix");
+            client.ShutdownSend();
+            Assert.Equal("over unix", await client.ReadToEndTextAsync());
+            var health = await server.JsonAsync("/health");
+            Assert.Equal($"unix:{path}", health.GetProperty("listeners")[0].GetProperty("endpoint").GetString());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public async Task DisabledListener_NotBound()
+    {
+        await using var server = await TestServer.StartAsync(
+            TestServer.Listener("echo", "Echo"),
+            TestServer.Listener("off", "Echo", ("Enabled", "false")));
+        Assert.Null(server.Runtime.Find("off"));
+        var health = await server.JsonAsync("/health");
+        Assert.Equal(1, health.GetProperty("listeners").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task TcpPort_HttpRequest_NotServedAsHttp()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("echo", "Echo"));
+        await using var client = await server.ConnectAsync("echo");
+        await client.SendAsync("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+        client.ShutdownSend();
+        Assert.Equal("GET /health HTTP/1.1\r\nHost: x\r\n\r\n", await client.ReadToEndTextAsync());
+    }
+}
