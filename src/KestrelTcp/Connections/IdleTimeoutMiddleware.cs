@@ -15,17 +15,10 @@ internal sealed class IdleTimeoutMiddleware(ConnectionDelegate next, TimeSpan id
         if (connection.Features.Get<TrackedConnection>() is { } tracked
             && connection.Features.Get<IConnectionHeartbeatFeature>() is { } heartbeat)
         {
-            heartbeat.OnHeartbeat(OnHeartbeat, new IdleState(tracked, idleTimeout));
+            tracked.IdleTimeout = idleTimeout;
+            heartbeat.OnHeartbeat(static state => ((TrackedConnection)state).CheckIdle(), tracked);
         }
 
         return next(connection);
     }
-
-    private static void OnHeartbeat(object state)
-    {
-        var idle = (IdleState)state;
-        idle.Connection.CheckIdle(idle.Timeout);
-    }
-
-    private sealed record IdleState(TrackedConnection Connection, TimeSpan Timeout);
 }

@@ -58,6 +58,9 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
 
     public bool Finished { get; set; }
 
+    /// <summary>The listener's idle timeout, set by the idle timeout middleware.</summary>
+    public TimeSpan IdleTimeout { get; set; }
+
     public PipeReader Input => _input;
 
     public PipeWriter Output => _output;
@@ -88,8 +91,9 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
     public void Abort(string reason) => _context.Abort(new ConnectionAbortedException(reason));
 
     /// <summary>Called about once a second: closes the connection gracefully once idle too long, and aborts it if the handler ignores that.</summary>
-    public void CheckIdle(TimeSpan idleTimeout)
+    public void CheckIdle()
     {
+        var idleTimeout = IdleTimeout;
         if (Finished)
         {
             return;

@@ -94,7 +94,7 @@ internal sealed class KestrelTcpLifecycle(KestrelTcpRuntime runtime, ILogger<Kes
     private async Task<bool> WaitForNoOpenConnections(TimeSpan timeout, CancellationToken cancellationToken)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
-        while (runtime.Listeners.Any(l => l.OpenCount > 0))
+        while (runtime.Listeners.Any(l => l.HasOpenConnections))
         {
             if (Stopwatch.GetTimestamp() >= deadline || cancellationToken.IsCancellationRequested)
             {

@@ -42,7 +42,19 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
 
     public int OpenCount => _open.Count;
 
-    public ICollection<TrackedConnection> OpenConnections => _open.Keys;
+    public bool HasOpenConnections => !_open.IsEmpty;
+
+    /// <summary>The open connections; enumerating takes no lock (unlike <c>Keys</c>, which would stall accepts).</summary>
+    public IEnumerable<TrackedConnection> OpenConnections
+    {
+        get
+        {
+            foreach (var entry in _open)
+            {
+                yield return entry.Key;
+            }
+        }
+    }
 
     /// <summary>The endpoint actually bound (with the real port when 0 was asked), as <c>tcp://address:port</c> or <c>unix:path</c>.</summary>
     public string Endpoint => DescribeEndpoint(ListenOptions, Definition);
@@ -59,9 +71,9 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
         Stats.OnClosed(reason, connection.BytesReceived, connection.BytesSent, seconds);
     }
 
-    public long BytesReceived => Stats.ClosedBytesReceived + _open.Keys.Sum(c => c.BytesReceived);
+    public long BytesReceived => Stats.ClosedBytesReceived + OpenConnections.Sum(c => c.BytesReceived);
 
-    public long BytesSent => Stats.ClosedBytesSent + _open.Keys.Sum(c => c.BytesSent);
+    public long BytesSent => Stats.ClosedBytesSent + OpenConnections.Sum(c => c.BytesSent);
 
     internal static string DescribeEndpoint(ListenOptions? options, ListenerDefinition definition)
     {
