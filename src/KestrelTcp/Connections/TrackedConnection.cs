@@ -53,7 +53,10 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
 
     public long BytesSent { get; private set; }
 
-    /// <summary>The client ended its side (FIN): a close is then the client's doing.</summary>
+    /// <summary>
+    /// The client ended its side (FIN), or went away while we wrote (a flush found the transport's
+    /// output completed, as after a reset): a close is then the client's doing.
+    /// </summary>
     public bool ClientCompleted { get; private set; }
 
     public bool Finished { get; set; }
@@ -202,12 +205,42 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
 
         public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
 
-        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => Observe(inner.FlushAsync(cancellationToken));
 
         public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
         {
             owner.BytesSent += source.Length;
-            return inner.WriteAsync(source, cancellationToken);
+            return Observe(inner.WriteAsync(source, cancellationToken));
+        }
+
+        // A completed flush means the transport stopped sending: the client reset or vanished while a
+        // handler wrote. Handlers then return normally, so this is the only place that sees it.
+        private ValueTask<FlushResult> Observe(ValueTask<FlushResult> pending)
+        {
+            if (pending.IsCompletedSuccessfully)
+            {
+                var result = pending.Result;
+                Observe(result);
+                return new ValueTask<FlushResult>(result);
+            }
+
+            return AwaitFlush(pending);
+        }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        private async ValueTask<FlushResult> AwaitFlush(ValueTask<FlushResult> pending)
+        {
+            var result = await pending;
+            Observe(result);
+            return result;
+        }
+
+        private void Observe(in FlushResult result)
+        {
+            if (result.IsCompleted)
+            {
+                owner.ClientCompleted = true;
+            }
         }
 
         public override void CancelPendingFlush() => inner.CancelPendingFlush();
