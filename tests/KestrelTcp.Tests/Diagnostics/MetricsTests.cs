@@ -369,6 +369,58 @@ public class MetricsTests
     }
 
     [Fact]
+    public async Task Counters_ReadWhileConnectionsChurn_NeverGoBackwardsNorNegative()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("echo", "Echo"));
+        var listener = server.Runtime.Find("echo")!;
+        using var stop = new CancellationTokenSource();
+        var problems = new List<string>();
+        var watching = Task.Run(() =>
+        {
+            long lastReceived = 0, lastSent = 0;
+            while (!stop.IsCancellationRequested && problems.Count == 0)
+            {
+                // Read as the views do; a counter that dips looks like a restart to Prometheus' rate().
+                var active = listener.ActiveConnections;
+                var received = listener.BytesReceived;
+                var sent = listener.BytesSent;
+                if (active < 0)
+                {
+                    problems.Add($"active {active}");
+                }
+
+                if (received < lastReceived || sent < lastSent)
+                {
+                    problems.Add($"bytes went back: received {lastReceived} -> {received}, sent {lastSent} -> {sent}");
+                }
+
+                (lastReceived, lastSent) = (received, sent);
+            }
+        });
+
+        var deadline = DateTime.UtcNow.AddSeconds(2);
+        var connections = 0;
+        while (DateTime.UtcNow < deadline && problems.Count == 0)
+        {
+            await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
+            {
+                await using var client = await server.ConnectAsync("echo");
+                await client.SendAsync("0123456789");
+                client.ShutdownSend();
+                await client.ReadToEndAsync();
+            }));
+            connections += 8;
+        }
+
+        stop.Cancel();
+        await watching;
+        Assert.Empty(problems);
+        await server.WaitForQuietAsync();
+        Assert.Equal(connections * 10L, listener.BytesReceived);
+        Assert.Equal(connections * 10L, listener.BytesSent);
+    }
+
+    [Fact]
     public async Task Metrics_EveryContractFamily_WithHelpTypeAndEveryLabel()
     {
         await using var server = await TestServer.StartAsync(
