@@ -16,7 +16,7 @@ internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, List
     public async Task OnConnectionAsync(ConnectionContext connection)
     {
         var transport = connection.Transport;
-        var tracked = new TrackedConnection(connection, transport, time);
+        var tracked = new TrackedConnection(connection, transport, time, listener.Stats);
         connection.Features.Set<ICloseReasonFeature>(tracked);
         connection.Features.Set(tracked);
         connection.Transport = tracked;

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using System.Runtime.CompilerServices;
+using KestrelTcp.Diagnostics;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 
@@ -19,13 +20,17 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
     private readonly TimeProvider _time;
     private readonly CountingReader _input;
     private readonly CountingWriter _output;
+    private readonly ListenerStats? _stats;
+    private long _publishedReceived;
+    private long _publishedSent;
     private int _closeReason;
     private long _idleSignalledAt;
 
-    public TrackedConnection(ConnectionContext context, IDuplexPipe transport, TimeProvider time)
+    public TrackedConnection(ConnectionContext context, IDuplexPipe transport, TimeProvider time, ListenerStats? stats = null)
     {
         _context = context;
         _time = time;
+        _stats = stats;
         _input = new CountingReader(transport.Input, this);
         _output = new CountingWriter(transport.Output, this);
         StartTimestamp = time.GetTimestamp();
@@ -53,7 +58,10 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
 
     public long BytesSent { get; private set; }
 
-    /// <summary>The client ended its side (FIN): a close is then the client's doing.</summary>
+    /// <summary>
+    /// The client ended its side (FIN), or went away while we wrote (a flush found the transport's
+    /// output completed, as after a reset): a close is then the client's doing.
+    /// </summary>
     public bool ClientCompleted { get; private set; }
 
     public bool Finished { get; set; }
@@ -68,6 +76,35 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
     public CloseReason CloseReason => (CloseReason)Volatile.Read(ref _closeReason);
 
     public void SetCloseReason(CloseReason reason) => Interlocked.CompareExchange(ref _closeReason, (int)reason, (int)CloseReason.None);
+
+    /// <summary>Adds what was counted since the last call to the listener's totals; called once the connection has finished.</summary>
+    public void PublishBytes()
+    {
+        PublishReceived();
+        PublishSent();
+    }
+
+    // Each direction is published only from its own path (a pipe has one reader and one writer), so
+    // the listener's totals include open connections, grow monotonically, and cost one add per read or flush.
+    private void PublishReceived()
+    {
+        var delta = BytesReceived - _publishedReceived;
+        if (delta != 0)
+        {
+            _publishedReceived += delta;
+            _stats?.AddBytesReceived(delta);
+        }
+    }
+
+    private void PublishSent()
+    {
+        var delta = BytesSent - _publishedSent;
+        if (delta != 0)
+        {
+            _publishedSent += delta;
+            _stats?.AddBytesSent(delta);
+        }
+    }
 
     public TimeSpan IdleFor(long now) => _time.GetElapsedTime(LastReceiveTimestamp, now);
 
@@ -123,6 +160,7 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
         {
             BytesReceived += fresh;
             LastReceiveTimestamp = _time.GetTimestamp();
+            PublishReceived();
         }
 
         if (result.IsCompleted)
@@ -206,12 +244,47 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
 
         public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
 
-        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+        {
+            owner.PublishSent();
+            return Observe(inner.FlushAsync(cancellationToken));
+        }
 
         public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
         {
             owner.BytesSent += source.Length;
-            return inner.WriteAsync(source, cancellationToken);
+            owner.PublishSent();
+            return Observe(inner.WriteAsync(source, cancellationToken));
+        }
+
+        // A completed flush means the transport stopped sending: the client reset or vanished while a
+        // handler wrote. Handlers then return normally, so this is the only place that sees it.
+        private ValueTask<FlushResult> Observe(ValueTask<FlushResult> pending)
+        {
+            if (pending.IsCompletedSuccessfully)
+            {
+                var result = pending.Result;
+                Observe(result);
+                return new ValueTask<FlushResult>(result);
+            }
+
+            return AwaitFlush(pending);
+        }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        private async ValueTask<FlushResult> AwaitFlush(ValueTask<FlushResult> pending)
+        {
+            var result = await pending;
+            Observe(result);
+            return result;
+        }
+
+        private void Observe(in FlushResult result)
+        {
+            if (result.IsCompleted)
+            {
+                owner.ClientCompleted = true;
+            }
         }
 
         public override void CancelPendingFlush() => inner.CancelPendingFlush();

@@ -5,7 +5,9 @@ namespace KestrelTcp.Diagnostics;
 /// <summary>
 /// A listener's counters, the single source every view reads (<c>/metrics</c>, <c>/connections</c>,
 /// <c>/health</c> and the <c>KestrelTcp</c> meter), so that they agree. Updated once per connection
-/// event, never per byte: bytes of open connections live on the connection and are added here when it closes.
+/// event, and for bytes once per read and per flush (never per byte), so that the byte counters include
+/// open connections and never go backwards: summing the open set at scrape time dipped whenever a
+/// connection moved from the open set to the closed totals between the two reads.
 /// </summary>
 internal sealed class ListenerStats
 {
@@ -17,15 +19,15 @@ internal sealed class ListenerStats
     private readonly long[] _durationCounts = new long[DurationBuckets.Length + 1];
     private readonly Lock _durationLock = new();
     private long _accepted;
-    private long _closedBytesReceived;
-    private long _closedBytesSent;
+    private long _bytesReceived;
+    private long _bytesSent;
     private double _durationSum;
 
     public long Accepted => Volatile.Read(ref _accepted);
 
-    public long ClosedBytesReceived => Volatile.Read(ref _closedBytesReceived);
+    public long BytesReceived => Volatile.Read(ref _bytesReceived);
 
-    public long ClosedBytesSent => Volatile.Read(ref _closedBytesSent);
+    public long BytesSent => Volatile.Read(ref _bytesSent);
 
     public long Closed(CloseReason reason) => Volatile.Read(ref _closed[(int)reason]);
 
@@ -49,10 +51,12 @@ internal sealed class ListenerStats
 
     public void OnRejected(RejectReason reason) => Interlocked.Increment(ref _rejected[(int)reason]);
 
-    public void OnClosed(CloseReason reason, long bytesReceived, long bytesSent, double seconds)
+    public void AddBytesReceived(long bytes) => Interlocked.Add(ref _bytesReceived, bytes);
+
+    public void AddBytesSent(long bytes) => Interlocked.Add(ref _bytesSent, bytes);
+
+    public void OnClosed(CloseReason reason, double seconds)
     {
-        Interlocked.Add(ref _closedBytesReceived, bytesReceived);
-        Interlocked.Add(ref _closedBytesSent, bytesSent);
         var bucket = Array.BinarySearch(DurationBuckets, seconds);
         bucket = bucket < 0 ? ~bucket : bucket;
         lock (_durationLock)
@@ -61,7 +65,7 @@ internal sealed class ListenerStats
             _durationSum += seconds;
         }
 
-        // Counted last, so a reader that sees the close also sees its bytes and duration.
+        // Counted last, so a reader that sees the close also sees its duration (its bytes were published before).
         Interlocked.Increment(ref _closed[(int)reason]);
     }
 

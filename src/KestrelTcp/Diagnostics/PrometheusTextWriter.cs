@@ -13,10 +13,17 @@ public sealed class PrometheusTextWriter(StringBuilder output)
     /// <summary>The content type of the format.</summary>
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    /// <summary>Starts a metric family.</summary>
+    /// <summary>Starts a metric family: its <c># HELP</c> and <c># TYPE</c> lines.</summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not a metric name or <paramref name="type"/> not a type of the format.</exception>
     public void WriteFamily(string name, string type, string help)
     {
         ArgumentNullException.ThrowIfNull(help);
+        CheckName(name, allowColon: true);
+        if (type is not ("counter" or "gauge" or "histogram" or "summary" or "untyped"))
+        {
+            throw new ArgumentException($"'{type}' is not a metric type of the Prometheus text format", nameof(type));
+        }
+
         output.Append("# HELP ").Append(name).Append(' ');
         foreach (var c in help)
         {
@@ -32,8 +39,10 @@ public sealed class PrometheusTextWriter(StringBuilder output)
     }
 
     /// <summary>Writes one sample; <paramref name="labels"/> are name/value pairs in order.</summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> or a label name is not a valid name.</exception>
     public void WriteSample(string name, double value, params ReadOnlySpan<(string Name, string Value)> labels)
     {
+        CheckName(name, allowColon: true);
         output.Append(name);
         if (labels.Length > 0)
         {
@@ -45,6 +54,7 @@ public sealed class PrometheusTextWriter(StringBuilder output)
                     output.Append(',');
                 }
 
+                CheckName(labels[i].Name, allowColon: false);
                 output.Append(labels[i].Name).Append("=\"");
                 AppendEscaped(labels[i].Value);
                 output.Append('"');
@@ -64,6 +74,25 @@ public sealed class PrometheusTextWriter(StringBuilder output)
         double.NaN => "NaN",
         _ => value.ToString("R", CultureInfo.InvariantCulture),
     };
+
+    // Names are constants of the exporter: a wrong one is a bug to catch in tests, not text to escape.
+    private static void CheckName(string name, bool allowColon)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        for (var i = 0; i < name.Length; i++)
+        {
+            var c = name[i];
+            if (!(char.IsAsciiLetter(c) || c == '_' || (c == ':' && allowColon) || (i > 0 && char.IsAsciiDigit(c))))
+            {
+                throw new ArgumentException($"'{name}' is not a valid {(allowColon ? "metric" : "label")} name", nameof(name));
+            }
+        }
+
+        if (name.Length == 0)
+        {
+            throw new ArgumentException("A name cannot be empty", nameof(name));
+        }
+    }
 
     private void AppendEscaped(string value)
     {

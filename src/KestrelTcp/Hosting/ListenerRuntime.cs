@@ -38,7 +38,15 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
 
     public bool IsDraining => _state >= ListenerState.Draining;
 
-    public long ActiveConnections => Stats.Accepted - Stats.ClosedTotal;
+    // Closed is read first: a connection accepted and closed between the two reads then cannot make this negative.
+    public long ActiveConnections
+    {
+        get
+        {
+            var closed = Stats.ClosedTotal;
+            return Stats.Accepted - closed;
+        }
+    }
 
     public int OpenCount => _open.Count;
 
@@ -67,13 +75,14 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
 
     public void OnClosed(TrackedConnection connection, CloseReason reason, double seconds)
     {
+        connection.PublishBytes();
         _open.TryRemove(connection, out _);
-        Stats.OnClosed(reason, connection.BytesReceived, connection.BytesSent, seconds);
+        Stats.OnClosed(reason, seconds);
     }
 
-    public long BytesReceived => Stats.ClosedBytesReceived + OpenConnections.Sum(c => c.BytesReceived);
+    public long BytesReceived => Stats.BytesReceived;
 
-    public long BytesSent => Stats.ClosedBytesSent + OpenConnections.Sum(c => c.BytesSent);
+    public long BytesSent => Stats.BytesSent;
 
     internal static string DescribeEndpoint(ListenOptions? options, ListenerDefinition definition)
     {

@@ -1,0 +1,137 @@
+using System.Net;
+using KestrelTcp.Connections;
+using KestrelTcp.Hosting;
+using KestrelTcp.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace KestrelTcp.Tests.Diagnostics;
+
+/// <summary>One structured event per closed connection, at the level its kind deserves, and errors with their cause.</summary>
+public class LoggingTests
+{
+    [Fact]
+    public async Task ConnectionClosed_ClientSentBytes_InformationWithEveryProperty()
+    {
+        var logs = new LogCapture();
+        await using var server = await TestServer.StartAsync([TestServer.Listener("echo", "Echo")], s => s.AddSingleton<ILoggerProvider>(logs));
+        string remote;
+        await using (var client = await server.ConnectAsync("echo"))
+        {
+            remote = ((IPEndPoint)client.Socket.LocalEndPoint!).ToString();
+            await client.SendAsync("hello");
+            client.ShutdownSend();
+            await client.ReadToEndAsync();
+        }
+
+        var closed = await SingleAsync(logs, "ConnectionClosed");
+        Assert.Equal(LogLevel.Information, closed.Level);
+        Assert.Equal(3, closed.EventId.Id);
+        Assert.Equal("KestrelTcp.Connections", closed.Category);
+        Assert.Equal("echo", closed["Listener"]);
+        Assert.False(string.IsNullOrEmpty(closed["ConnectionId"] as string));
+        Assert.Equal(remote, closed["RemoteEndPoint"]);
+        Assert.InRange(Assert.IsType<double>(closed["DurationMs"]), 0, 10_000);
+        Assert.Equal(5L, closed["BytesReceived"]);
+        Assert.Equal(5L, closed["BytesSent"]);
+        Assert.Equal(CloseReason.Client, closed["CloseReason"]);
+        Assert.Contains($"from {remote} closed (Client)", closed.Message, StringComparison.Ordinal);
+        Assert.Contains("5 bytes in, 5 bytes out", closed.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(logs.Events, e => e.Level >= LogLevel.Warning);
+    }
+
+    [Theory]
+    [InlineData("Time")]
+    [InlineData("Echo")]
+    public async Task ConnectionClosed_ClientSentNothing_Debug(string handler)
+    {
+        var logs = new LogCapture();
+        await using var server = await TestServer.StartAsync([TestServer.Listener("l", handler)], s => s.AddSingleton<ILoggerProvider>(logs));
+        await using (var client = await server.ConnectAsync("l"))
+        {
+            client.ShutdownSend();
+            await client.ReadToEndAsync();
+        }
+
+        var closed = await SingleAsync(logs, "ConnectionClosed");
+        Assert.Equal(LogLevel.Debug, closed.Level);
+        Assert.Equal(0L, closed["BytesReceived"]);
+        Assert.Equal(handler == "Time" ? CloseReason.Server : CloseReason.Client, closed["CloseReason"]);
+    }
+
+    [Fact]
+    public async Task ConnectionClosed_ClientReset_DebugOrInformationButNeverAnError()
+    {
+        var logs = new LogCapture();
+        await using var server = await TestServer.StartAsync([TestServer.Listener("echo", "Echo")], s => s.AddSingleton<ILoggerProvider>(logs));
+        var client = await server.ConnectAsync("echo");
+        await client.SendAsync("x");
+        await client.ReadExactlyAsync(1);
+        client.Reset();
+
+        var closed = await SingleAsync(logs, "ConnectionClosed");
+        Assert.Equal(LogLevel.Information, closed.Level);
+        Assert.Equal(CloseReason.Client, closed["CloseReason"]);
+        Assert.DoesNotContain(logs.Events, e => e.Level >= LogLevel.Warning);
+    }
+
+    [Fact]
+    public async Task HandlerThrows_ErrorWithItsCauseThenOneCloseEvent()
+    {
+        var logs = new LogCapture();
+        await using var server = await TestServer.StartAsync([TestServer.Listener("boom", "Boom")], s =>
+        {
+            s.AddKestrelTcpHandler<ThrowingHandler>("Boom");
+            s.AddSingleton<ILoggerProvider>(logs);
+        });
+        await using (var client = await server.ConnectAsync("boom"))
+        {
+            await client.SendAsync("go");
+            await client.ReadToEndAsync();
+        }
+
+        var closed = await SingleAsync(logs, "ConnectionClosed");
+        Assert.Equal(CloseReason.Error, closed["CloseReason"]);
+        var failed = Assert.Single(logs.Named("ConnectionFailed"));
+        Assert.Equal(LogLevel.Error, failed.Level);
+        Assert.Equal(ThrowingHandler.Message, Assert.IsType<InvalidOperationException>(failed.Exception).Message);
+        Assert.Equal("boom", failed["Listener"]);
+        Assert.Equal(closed["ConnectionId"], failed["ConnectionId"]);
+    }
+
+    [Fact]
+    public async Task ServerStops_CloseEventCarriesShutdownReason()
+    {
+        var logs = new LogCapture();
+        var server = await TestServer.StartAsync([TestServer.Listener("greeting", "Greeting")], s => s.AddSingleton<ILoggerProvider>(logs));
+        await using var client = await server.ConnectAsync("greeting");
+        await client.ReadLineAsync();
+        await client.SendAsync("hi\n");
+        await client.ReadLineAsync();
+
+        await server.DisposeAsync();
+
+        Assert.Equal("Server shutting down\r\n", await client.ReadToEndTextAsync());
+        var closed = Assert.Single(logs.Named("ConnectionClosed"));
+        Assert.Equal(CloseReason.Shutdown, closed["CloseReason"]);
+        Assert.Single(logs.Named("DrainCompleted"));
+    }
+
+    [Fact]
+    public async Task ListenerStarted_LoggedWithTheBoundTcpEndpoint()
+    {
+        var logs = new LogCapture();
+        await using var server = await TestServer.StartAsync([TestServer.Listener("echo", "Echo")], s => s.AddSingleton<ILoggerProvider>(logs));
+        var started = Assert.Single(logs.Named("ListenerStarted"));
+        Assert.Equal(LogLevel.Information, started.Level);
+        Assert.Equal($"tcp://127.0.0.1:{server.Port("echo")}", started["Endpoint"]);
+        Assert.Equal("Echo", started["Handler"]);
+    }
+
+    // The close event is written after the counters are updated: wait for it rather than for quiet.
+    private static async Task<CapturedLog> SingleAsync(LogCapture logs, string name)
+    {
+        await TestServer.WaitUntilAsync(() => Task.FromResult(logs.Named(name).Any()), because: $"a {name} event");
+        return Assert.Single(logs.Named(name));
+    }
+}
