@@ -19,6 +19,22 @@ internal static class Report
     {
         var markdown = args.Flag("markdown");
         var rows = File.ReadLines(file).Select(Result.Parse).OfType<Dictionary<string, string>>().ToList();
+        foreach (var row in rows)
+        {
+            // Work per server CPU-second: where the client, not the server, is the bottleneck (the C reference
+            // often idles), throughput ratios flatter the slower server; this ratio does not.
+            if (row.TryGetValue("srv_cpu", out var cpu) && D(cpu) > 0.05)
+            {
+                foreach (var key in (string[])["mb_s", "rt_s", "conn_s"])
+                {
+                    if (row.TryGetValue(key, out var v))
+                    {
+                        row[key + "_per_core"] = (D(v) / D(cpu)).ToString("0.###", CultureInfo.InvariantCulture);
+                    }
+                }
+            }
+        }
+
         var cases = rows.Select(r => r.GetValueOrDefault("case", r["scenario"])).Distinct().ToList();
         var table = new List<string[]>();
         var machine = new List<string>();
@@ -84,7 +100,7 @@ internal static class Report
 
     private static IEnumerable<Metric> Metrics(string scenario, int connections) => scenario switch
     {
-        "bulk" => [new("mb_s", "MB/s", "MB/s", true, 0.90, null), new("srv_cpu", "server CPU (cores)", "", true, null, null)],
+        "bulk" => [new("mb_s", "MB/s", "MB/s", true, 0.90, null), new("srv_cpu", "server CPU (cores)", "", true, null, null), new("mb_s_per_core", "MB/s per server core", "", true, null, null)],
         "pingpong" when connections == 1 =>
         [
             new("rt_s", "round trips/s", "", true, 0.90, null), new("p50_us", "p50 µs", "µs", false, null, null),
@@ -93,12 +109,13 @@ internal static class Report
         "pingpong" =>
         [
             new("rt_s", "round trips/s", "", true, 0.80, null), new("p99_us", "p99 µs", "µs", false, null, null),
-            new("srv_cpu", "server CPU (cores)", "", true, null, null),
+            new("srv_cpu", "server CPU (cores)", "", true, null, null), new("rt_s_per_core", "round trips/s per server core", "", true, null, null),
         ],
         "accept" =>
         [
             new("conn_s", "connections/s", "", true, 0.70, null), new("p99_us", "p99 µs", "µs", false, null, null),
             new("failures", "failures", "", false, null, null), new("srv_cpu", "server CPU (cores)", "", true, null, null),
+            new("conn_s_per_core", "connections/s per server core", "", true, null, null),
         ],
         "hold" =>
         [

@@ -64,7 +64,7 @@ internal sealed class Timed(Args args, string scenario)
             var at = sw.Elapsed.TotalSeconds;
             if (at - lastAt >= 0.9)
             {
-                var phase = at <= Warmup + 0.001 ? "warm-up" : "measure";
+                var phase = at <= Warmup + 0.05 ? "warm-up" : "measure";
                 Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  [{scenario} {Target}] {at,5:0.0}s {phase}  {(c - last) * unitScale / (at - lastAt),12:0.0} {unit}  failures {Failures.Total}"));
                 last = c;
