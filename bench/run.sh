@@ -94,17 +94,27 @@ if wants startup; then
     dotnet "$SERVER_DLL" $(kestrel_args 0 0 0 "$S_HTTP") | tee -a "$RESULTS"
 fi
 
-echo "== starting servers on cpu0: KestrelTcp echo $K_ECHO time $K_TIME http $K_HTTP; reference echo $R_ECHO time $R_TIME" >&2
-taskset -c 0 "$REFSERVER" "$R_ECHO" "$R_TIME" 127.0.0.1 > "$OUT/reference.log" 2>&1 &
-REF_PID=$!; PIDS+=("$REF_PID")
-# shellcheck disable=SC2046,SC2086
-(cd "$(dirname "$SERVER_DLL")" && exec env $SERVER_ENV taskset -c 0 dotnet "$SERVER_DLL" $(kestrel_args "$K_ECHO" "$K_TIME" "$K_GREET" "$K_HTTP")) > "$OUT/kestreltcp.log" 2>&1 &
-K_PID=$!; PIDS+=("$K_PID")
-for _ in $(seq 300); do
-  curl -sf "http://127.0.0.1:$K_HTTP/health/ready" >/dev/null 2>&1 && break
-  kill -0 "$K_PID" 2>/dev/null || { echo "KestrelTcp exited:" >&2; cat "$OUT/kestreltcp.log" >&2; exit 1; }
-  sleep 0.1
-done
+SUFFIX=0
+start_servers() {
+  SUFFIX=$((SUFFIX + 1))
+  echo "== starting servers on cpu0: KestrelTcp echo $K_ECHO time $K_TIME greeting $K_GREET http $K_HTTP; reference echo $R_ECHO time $R_TIME" >&2
+  taskset -c 0 "$REFSERVER" "$R_ECHO" "$R_TIME" 127.0.0.1 > "$OUT/reference.$SUFFIX.log" 2>&1 &
+  REF_PID=$!; PIDS+=("$REF_PID")
+  # shellcheck disable=SC2046,SC2086
+  (cd "$(dirname "$SERVER_DLL")" && exec env $SERVER_ENV taskset -c 0 dotnet "$SERVER_DLL" $(kestrel_args "$K_ECHO" "$K_TIME" "$K_GREET" "$K_HTTP")) > "$OUT/kestreltcp.$SUFFIX.log" 2>&1 &
+  K_PID=$!; PIDS+=("$K_PID")
+  for _ in $(seq 300); do
+    curl -sf "http://127.0.0.1:$K_HTTP/health/ready" >/dev/null 2>&1 && return 0
+    kill -0 "$K_PID" 2>/dev/null || { echo "KestrelTcp exited:" >&2; cat "$OUT/kestreltcp.$SUFFIX.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "KestrelTcp never became ready" >&2; exit 1
+}
+stop_servers() {
+  kill "$K_PID" "$REF_PID" 2>/dev/null || true
+  wait "$K_PID" "$REF_PID" 2>/dev/null || true
+}
+start_servers
 
 run_case() {  # $1 case, $2 round, $3 target, $4 client cpu, then bench arguments
   local name=$1 round=$2 target=$3 cpu=$4; shift 4
@@ -147,6 +157,9 @@ hold_case() {  # $1 target, $2 protocol
 }
 if wants hold; then
   echo "== hold: $HOLD connections for ${HOLD_SECS}s" >&2
+  # A fresh pair of servers, so that memory per connection does not depend on what ran before.
+  stop_servers
+  start_servers
   hold_case kestreltcp echo
   hold_case reference echo
   [[ $GREETING == 1 ]] && hold_case kestreltcp greeting

@@ -27,12 +27,16 @@ internal static class Hold
         var timeoutMs = args.Int("timeout-ms", 5000);
         var pid = args.Int("pid", 0);
         var httpPort = args.Int("http-port", 0);
-        var probeEvery = args.Int("probe-ms", 200);
+        var probeEvery = args.Int("probe-ms", 100);
+        var warmupConnections = args.Int("warmup-connections", 200);
 
         var sockets = new Socket?[count];
         var healthy = new bool[count];
         var failures = new Failures();
         var stop = false;
+
+        // Warm the server's accept and echo paths (JIT, pools) so that "before" is a server that has served.
+        WarmUp(endPoint, warmupConnections, greeting, timeoutMs);
 
         // Memory before: after a GC-settling pause, the lowest of a few samples.
         Thread.Sleep(1000);
@@ -43,6 +47,8 @@ internal static class Hold
         }).Min();
 
         var probes = new Histogram();
+        var openProbes = new Histogram();
+        var opening = true;
         long probeFailures = 0, probeCount = 0;
         Thread? prober = null;
         if (httpPort > 0)
@@ -60,6 +66,10 @@ internal static class Hold
                     {
                         probeCount++;
                         probes.Record(took);
+                        if (Volatile.Read(ref opening))
+                        {
+                            openProbes.Record(took);
+                        }
                         if (status != 200)
                         {
                             probeFailures++;
@@ -117,6 +127,7 @@ internal static class Hold
             Console.Error.WriteLine($"  [hold {target}] {sw.Elapsed.TotalSeconds,5:0.0}s opening   {Volatile.Read(ref opened),6} open  rss {Probe.RssKib(pid) / 1024.0:0.0} MiB  failures {failures.Total}");
         });
         var openSeconds = sw.Elapsed.TotalSeconds;
+        Volatile.Write(ref opening, false);
         SampleRss();
 
         // Hold: every connection pinged about once per interval, spread evenly over it.
@@ -200,11 +211,42 @@ internal static class Hold
         {
             result.Add("ready_probes", probeCount).Add("ready_failures", probeFailures)
                 .Add("ready_p50_ms", probes.Quantile(0.5) / 1e6).Add("ready_p99_ms", probes.Quantile(0.99) / 1e6)
-                .Add("ready_max_ms", probes.Max / 1e6);
+                .Add("ready_max_ms", probes.Max / 1e6).Add("ready_opening_max_ms", openProbes.Max / 1e6);
         }
 
         result.Print();
         return 0;
+    }
+
+    private static void WarmUp(IPEndPoint endPoint, int count, bool greeting, int timeoutMs)
+    {
+        if (count <= 0)
+        {
+            return;
+        }
+
+        var banner = greeting ? ReadBannerLength(endPoint, timeoutMs) : 0;
+        var sockets = new List<Socket>(count);
+        var scratch = new byte[256];
+        var payload = new byte[16];
+        var ignored = new Failures();
+        for (var i = 0; i < count; i++)
+        {
+            var s = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, ReceiveTimeout = timeoutMs };
+            s.Connect(endPoint);
+            if (greeting)
+            {
+                ReadExactly(s, scratch, banner);
+            }
+
+            Ping(s, payload, scratch, greeting, i, ignored);
+            sockets.Add(s);
+        }
+
+        foreach (var s in sockets)
+        {
+            s.Dispose();
+        }
     }
 
     private static bool Ping(Socket socket, byte[] payload, byte[] scratch, bool greeting, long seq, Failures failures)
