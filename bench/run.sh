@@ -10,6 +10,7 @@
 #            --only "bulk pingpong_1 pingpong_100 accept_32 hold startup"  --no-build  --out DIR
 #            --server-env "DOTNET_gcServer=0 …"   (extra environment for KestrelTcp only)
 #            --server-args "--KestrelTcp:… …"     (extra command-line configuration for KestrelTcp)
+#            --server-dll PATH                    (another KestrelTcp build, for A/B runs; implies --no-build of it)
 #            --greeting                          (also hold Greeting connections)
 #
 # Pinning (2-core machine): both servers on cpu0; the load on cpu1, except the one-connection
@@ -20,7 +21,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROUNDS=3 SECS=4 WARMUP=1 HOLD=10000 HOLD_SECS=15 PING=5 STARTUP_RUNS=3 BUILD=1 GREETING=0
 ONLY="startup bulk pingpong_1 pingpong_100 accept_32 hold"
-SERVER_ENV="" SERVER_ARGS="" OUT=""
+SERVER_ENV="" SERVER_ARGS="" OUT="" SERVER_DLL_OPT=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) ROUNDS=1 SECS=2 HOLD=2000 HOLD_SECS=4 PING=2 STARTUP_RUNS=1 ;;
@@ -35,6 +36,7 @@ while [[ $# -gt 0 ]]; do
     --out) OUT=$2; shift ;;
     --server-env) SERVER_ENV=$2; shift ;;
     --server-args) SERVER_ARGS=$2; shift ;;
+    --server-dll) SERVER_DLL_OPT=$2; shift ;;
     --greeting) GREETING=1 ;;
     -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -57,7 +59,7 @@ if [[ "$FDS" != unlimited && $((HOLD + 256)) -gt $FDS ]]; then
 fi
 
 BENCH_DLL=$ROOT/bench/KestrelTcp.Bench/bin/Release/net10.0/KestrelTcp.Bench.dll
-SERVER_DLL=$ROOT/src/KestrelTcp/bin/Release/net10.0/KestrelTcp.dll
+SERVER_DLL=${SERVER_DLL_OPT:-$ROOT/src/KestrelTcp/bin/Release/net10.0/KestrelTcp.dll}
 REFSERVER=$ROOT/bench/reference/build/refserver
 if [[ $BUILD == 1 ]]; then
   echo "== build (Release)" >&2

@@ -77,7 +77,13 @@ internal static class Bulk
             {
                 while (sent - received + chunk <= window)
                 {
-                    await socket.SendAsync(pattern.AsMemory((int)(sent % Period), chunk), SocketFlags.None);
+                    var off = (int)(sent % Period);
+                    var done = 0;
+                    while (done < chunk)
+                    {
+                        done += await socket.SendAsync(pattern.AsMemory(off + done, chunk - done), SocketFlags.None);
+                    }
+
                     sent += chunk;
                 }
 
@@ -109,8 +115,22 @@ internal static class Bulk
             throw new BenchException("eof");
         }
 
-        if (!buffer.AsSpan(0, n).SequenceEqual(pattern.AsSpan((int)(received % Period), n)))
+        var expected = pattern.AsSpan((int)(received % Period), n);
+        if (!buffer.AsSpan(0, n).SequenceEqual(expected))
         {
+            var at = buffer.AsSpan(0, n).CommonPrefixLength(expected);
+            // Where the stream went wrong tells a lost, repeated or reordered block from a flipped byte.
+            var found = -1L;
+            for (var back = -(long)Math.Min(received, 1 << 20); back <= 1 << 20 && found < 0; back++)
+            {
+                var o = (int)(((received + at + back) % Period + Period) % Period);
+                if (buffer.AsSpan(at, Math.Min(32, n - at)).SequenceEqual(pattern.AsSpan(o, Math.Min(32, n - at))))
+                {
+                    found = back;
+                }
+            }
+
+            Console.Error.WriteLine($"  corrupt: stream offset {received + at} (read of {n} bytes at {received}, first bad byte {at}); the bytes there belong {found} bytes away in the stream");
             throw new BenchException("corrupt");
         }
 
