@@ -27,7 +27,12 @@ internal static class Bulk
 
         var pattern = new byte[Period + ReceiveSize];
         new Random(862).NextBytes(pattern.AsSpan(0, Period));
-        pattern.AsSpan(0, ReceiveSize).CopyTo(pattern.AsSpan(Period));
+        // The tail repeats the period, so any read-sized window from any offset is one contiguous slice.
+        // (Not one CopyTo: source and destination overlap past 2 × Period - ReceiveSize.)
+        for (var i = Period; i < pattern.Length; i++)
+        {
+            pattern[i] = pattern[i - Period];
+        }
 
         var sockets = await Connect.ManyAsync(endPoint, conns);
         var received = new long[conns * 8]; // one per cache line
