@@ -1,0 +1,175 @@
+using System.Globalization;
+using System.Text;
+
+namespace KestrelTcp.Bench;
+
+/// <summary>
+/// Turns the RESULT lines of a run into the results table: per case and metric the KestrelTcp median
+/// (and range over rounds), the reference median, and the ratio KestrelTcp / reference taken round by
+/// round (median and range), against the issue's targets.
+/// </summary>
+internal static class Report
+{
+    private const string Server = "kestreltcp";
+    private const string Reference = "reference";
+
+    private sealed record Metric(string Key, string Label, string Unit, bool HigherIsBetter, double? RatioTarget, double? AbsoluteTarget);
+
+    public static int Run(string file, Args args)
+    {
+        var markdown = args.Flag("markdown");
+        var rows = File.ReadLines(file).Select(Result.Parse).OfType<Dictionary<string, string>>().ToList();
+        foreach (var row in rows)
+        {
+            // Work per server CPU-second: where the client, not the server, is the bottleneck (the C reference
+            // often idles), throughput ratios flatter the slower server; this ratio does not.
+            if (row.TryGetValue("srv_cpu", out var cpu) && D(cpu) > 0.05)
+            {
+                foreach (var key in (string[])["mb_s", "rt_s", "conn_s"])
+                {
+                    if (row.TryGetValue(key, out var v))
+                    {
+                        row[key + "_per_core"] = (D(v) / D(cpu)).ToString("0.###", CultureInfo.InvariantCulture);
+                    }
+                }
+            }
+        }
+
+        var cases = rows.Select(r => r.GetValueOrDefault("case", r["scenario"])).Distinct().ToList();
+        var table = new List<string[]>();
+        var machine = new List<string>();
+        foreach (var c in cases)
+        {
+            var runs = rows.Where(r => r.GetValueOrDefault("case", r["scenario"]) == c).ToList();
+            var scenario = runs[0]["scenario"];
+            var connections = int.Parse(runs[0].GetValueOrDefault("connections", runs[0].GetValueOrDefault("workers", "0")), CultureInfo.InvariantCulture);
+            foreach (var m in Metrics(scenario, connections))
+            {
+                var mine = Values(runs, Server, m.Key);
+                var theirs = Values(runs, Reference, m.Key);
+                if (mine.Count == 0)
+                {
+                    continue;
+                }
+
+                // Ratios round by round: both servers measured back to back.
+                var ratios = runs.Where(r => r["target"] == Server && r.ContainsKey("round"))
+                    .Select(r => (Round: r["round"], Value: D(r[m.Key])))
+                    .Join(runs.Where(r => r["target"] == Reference && r.ContainsKey(m.Key)), a => a.Round, b => b.GetValueOrDefault("round"), (a, b) => a.Value / D(b[m.Key]))
+                    .Where(double.IsFinite).Order().ToList();
+                var ratio = ratios.Count > 0 ? Median(ratios) : (double?)null;
+                string verdict;
+                string target;
+                if (m.RatioTarget is { } rt)
+                {
+                    target = (m.HigherIsBetter ? "≥ " : "≤ ") + Fmt(rt) + (m.HigherIsBetter ? "" : "×");
+                    verdict = ratio is null ? "?" : (m.HigherIsBetter ? ratio >= rt : ratio <= rt) ? "met" : "MISSED";
+                }
+                else if (m.AbsoluteTarget is { } at)
+                {
+                    var abs = at < 0 ? connections : at;
+                    target = (m.HigherIsBetter ? "≥ " : "≤ ") + Fmt(abs) + " " + m.Unit;
+                    var worst = m.HigherIsBetter ? mine.Min() : mine.Max();
+                    verdict = (m.HigherIsBetter ? worst >= abs : worst <= abs) ? "met" : "MISSED";
+                }
+                else
+                {
+                    target = "—";
+                    verdict = "";
+                }
+
+                table.Add([c, m.Label, Range(mine), theirs.Count > 0 ? Fmt(Median(theirs)) : "—",
+                    ratio is { } r0 ? Fmt(r0) + (ratios.Count > 1 ? $" ({Fmt(ratios[0])}–{Fmt(ratios[^1])})" : "") : "—", target, verdict]);
+                machine.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"RATIO case={c} metric={m.Key} kestreltcp={Fmt(Median(mine))} reference={(theirs.Count > 0 ? Fmt(Median(theirs)) : "na")} ratio={(ratio is { } r1 ? Fmt(r1) : "na")} rounds={mine.Count} target={target.Replace(" ", "", StringComparison.Ordinal)} verdict={(verdict.Length > 0 ? verdict : "info")}"));
+            }
+        }
+
+        string[] header = ["case", "metric", "KestrelTcp (median, range)", "reference", "ratio (median, range)", "target", ""];
+        Console.WriteLine(markdown ? Markdown(header, table) : Plain(header, table));
+        if (!markdown)
+        {
+            foreach (var line in machine)
+            {
+                Console.WriteLine(line);
+            }
+        }
+
+        return 0;
+    }
+
+    private static IEnumerable<Metric> Metrics(string scenario, int connections) => scenario switch
+    {
+        "bulk" => [new("mb_s", "MB/s", "MB/s", true, 0.90, null), new("srv_cpu", "server CPU (cores)", "", true, null, null), new("mb_s_per_core", "MB/s per server core", "", true, null, null)],
+        "pingpong" when connections == 1 =>
+        [
+            new("rt_s", "round trips/s", "", true, 0.90, null), new("p50_us", "p50 µs", "µs", false, null, null),
+            new("p99_us", "p99 µs", "µs", false, 1.5, null), new("p999_us", "p99.9 µs", "µs", false, null, null),
+        ],
+        "pingpong" =>
+        [
+            new("rt_s", "round trips/s", "", true, 0.80, null), new("p99_us", "p99 µs", "µs", false, null, null),
+            new("srv_cpu", "server CPU (cores)", "", true, null, null), new("rt_s_per_core", "round trips/s per server core", "", true, null, null),
+        ],
+        "accept" =>
+        [
+            new("conn_s", "connections/s", "", true, 0.70, null), new("p99_us", "p99 µs", "µs", false, null, null),
+            new("failures", "failures", "", false, null, null), new("srv_cpu", "server CPU (cores)", "", true, null, null),
+            new("conn_s_per_core", "connections/s per server core", "", true, null, null),
+        ],
+        "hold" =>
+        [
+            new("healthy", "healthy connections", "", true, null, -1), new("bytes_per_conn", "resident bytes / connection", "B", false, null, 4096),
+            new("ready_p99_ms", "/health/ready p99 ms", "ms", false, null, 50), new("ready_failures", "/health/ready failures", "", false, null, 0),
+            new("rss_held_kib", "resident KiB while holding", "KiB", false, null, null),
+        ],
+        "startup" => [new("ready_ms_median", "start → ready ms (median)", "ms", false, null, null), new("idle_rss_kib", "idle resident KiB", "KiB", false, null, null)],
+        _ => [],
+    };
+
+    private static List<double> Values(List<Dictionary<string, string>> runs, string target, string key) =>
+        runs.Where(r => r["target"] == target && r.ContainsKey(key)).Select(r => D(r[key])).Order().ToList();
+
+    private static double D(string s) => double.Parse(s, CultureInfo.InvariantCulture);
+
+    private static double Median(List<double> sorted) =>
+        sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
+
+    private static string Range(List<double> sorted) =>
+        Fmt(Median(sorted)) + (sorted.Count > 1 ? $" ({Fmt(sorted[0])}–{Fmt(sorted[^1])})" : "");
+
+    private static string Fmt(double v) => Math.Abs(v) switch
+    {
+        >= 1000 => v.ToString("0", CultureInfo.InvariantCulture),
+        >= 10 => v.ToString("0.0", CultureInfo.InvariantCulture),
+        _ => v.ToString("0.00", CultureInfo.InvariantCulture),
+    };
+
+    private static string Plain(string[] header, List<string[]> rows)
+    {
+        var widths = header.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
+        var sb = new StringBuilder();
+        void Line(string[] cells) => sb.AppendLine(string.Join("  ", cells.Select((c, i) => c.PadRight(widths[i]))).TrimEnd());
+        Line(header);
+        Line(widths.Select(w => new string('-', w)).ToArray());
+        foreach (var r in rows)
+        {
+            Line(r);
+        }
+
+        return sb.ToString();
+    }
+
+    private static string Markdown(string[] header, List<string[]> rows)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("| " + string.Join(" | ", header) + " |");
+        sb.AppendLine("|" + string.Concat(header.Select(_ => "---|")));
+        foreach (var r in rows)
+        {
+            sb.AppendLine("| " + string.Join(" | ", r) + " |");
+        }
+
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# KestrelTcp benchmark: builds Release, starts KestrelTcp (default appsettings.json: logging and
+# metrics on) and the C epoll reference on free loopback ports, runs every scenario against both,
+# alternating which goes first each round, and prints a results table with ratios
+# KestrelTcp / reference plus one machine-readable RESULT line per run and RATIO line per figure.
+#
+#   bench/run.sh                     full run (3 rounds, 10,000 held connections), about 4 minutes
+#   bench/run.sh --quick             1 round, short windows, 2,000 held connections, about 1 minute
+#   options: --rounds N --seconds S --warmup S --hold N --hold-seconds S --startup-runs N
+#            --only "bulk pingpong_1 pingpong_100 accept_32 hold startup"  --no-build  --out DIR
+#            --server-env "DOTNET_gcServer=0 …"   (extra environment for KestrelTcp only)
+#            --server-args "--KestrelTcp:… …"     (extra command-line configuration for KestrelTcp)
+#            --server-dll PATH                    (another KestrelTcp build, for A/B runs; implies --no-build of it)
+#            --greeting                          (also hold Greeting connections)
+#
+# Pinning (2-core machine): both servers on cpu0; the load on cpu1, except the one-connection
+# ping-pong, where client and server share cpu0 so that per-message cost, not the VM's cross-core
+# wake-up, is measured. Only loopback is ever loaded.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROUNDS=3 SECS=4 WARMUP=1 HOLD=10000 HOLD_SECS=15 PING=5 STARTUP_RUNS=3 BUILD=1 GREETING=0
+ONLY="startup bulk pingpong_1 pingpong_100 accept_32 hold"
+SERVER_ENV="" SERVER_ARGS="" OUT="" SERVER_DLL_OPT=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) ROUNDS=1 SECS=2 HOLD=2000 HOLD_SECS=4 PING=2 STARTUP_RUNS=1 ;;
+    --rounds) ROUNDS=$2; shift ;;
+    --seconds) SECS=$2; shift ;;
+    --warmup) WARMUP=$2; shift ;;
+    --hold) HOLD=$2; shift ;;
+    --hold-seconds) HOLD_SECS=$2; shift ;;
+    --startup-runs) STARTUP_RUNS=$2; shift ;;
+    --only) ONLY=$2; shift ;;
+    --no-build) BUILD=0 ;;
+    --out) OUT=$2; shift ;;
+    --server-env) SERVER_ENV=$2; shift ;;
+    --server-args) SERVER_ARGS=$2; shift ;;
+    --server-dll) SERVER_DLL_OPT=$2; shift ;;
+    --greeting) GREETING=1 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+wants() { [[ " $ONLY " == *" $1 "* ]]; }
+
+OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+RESULTS=$OUT/results.txt
+: > "$RESULTS"
+
+# 10,000 held connections need 10,000 descriptors in the client and as many in the server.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FDS=$(ulimit -n)
+if [[ "$FDS" != unlimited && $((HOLD + 256)) -gt $FDS ]]; then
+  echo "open-files limit is $FDS: holding $((FDS - 256)) connections instead of $HOLD" >&2
+  HOLD=$((FDS - 256))
+fi
+
+BENCH_DLL=$ROOT/bench/KestrelTcp.Bench/bin/Release/net10.0/KestrelTcp.Bench.dll
+SERVER_DLL=${SERVER_DLL_OPT:-$ROOT/src/KestrelTcp/bin/Release/net10.0/KestrelTcp.dll}
+REFSERVER=$ROOT/bench/reference/build/refserver
+if [[ $BUILD == 1 ]]; then
+  echo "== build (Release)" >&2
+  dotnet build -c Release "$ROOT/src/KestrelTcp/KestrelTcp.csproj" -nologo -v q >&2
+  dotnet build -c Release "$ROOT/bench/KestrelTcp.Bench/KestrelTcp.Bench.csproj" -nologo -v q >&2
+  mkdir -p "$ROOT/bench/reference/build"
+  cc -O2 -o "$REFSERVER" "$ROOT/bench/reference/refserver.c"
+fi
+bench() { DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 dotnet "$BENCH_DLL" "$@"; }
+
+read -r K_ECHO K_TIME K_GREET K_HTTP R_ECHO R_TIME S_HTTP <<<"$(bench ports 7)"
+kestrel_args() {  # $1 echo, $2 time, $3 greeting, $4 http
+  echo "--KestrelTcp:Listeners:echo:Port=$1 --KestrelTcp:Listeners:echo:Address=127.0.0.1" \
+       "--KestrelTcp:Listeners:time:Port=$2 --KestrelTcp:Listeners:time:Address=127.0.0.1" \
+       "--KestrelTcp:Listeners:greeting:Port=$3 --KestrelTcp:Listeners:greeting:Address=127.0.0.1" \
+       "--KestrelTcp:Http:Port=$4 --KestrelTcp:Http:Address=127.0.0.1 $SERVER_ARGS"
+}
+
+{
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)"
+  echo "dotnet: $(dotnet --version) SDK; $(dotnet --list-runtimes | grep AspNetCore | tail -1)"
+  echo "commit: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet || echo '+dirty')"
+  echo "settings: rounds=$ROUNDS seconds=$SECS warmup=$WARMUP hold=$HOLD hold_seconds=$HOLD_SECS open_files=$FDS server_env='$SERVER_ENV' server_args='$SERVER_ARGS'"
+} | tee "$OUT/machine.txt" >&2
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+if wants startup; then
+  echo "== startup: process start → /health/ready 200, idle RSS (unpinned, as a user starts it)" >&2
+  # shellcheck disable=SC2046,SC2086
+  env $SERVER_ENV dotnet "$BENCH_DLL" startup --target kestreltcp --runs "$STARTUP_RUNS" --http-port "$S_HTTP" --case startup -- \
+    dotnet "$SERVER_DLL" $(kestrel_args 0 0 0 "$S_HTTP") | tee -a "$RESULTS"
+fi
+
+SUFFIX=0
+start_servers() {
+  SUFFIX=$((SUFFIX + 1))
+  echo "== starting servers on cpu0: KestrelTcp echo $K_ECHO time $K_TIME greeting $K_GREET http $K_HTTP; reference echo $R_ECHO time $R_TIME" >&2
+  taskset -c 0 "$REFSERVER" "$R_ECHO" "$R_TIME" 127.0.0.1 > "$OUT/reference.$SUFFIX.log" 2>&1 &
+  REF_PID=$!; PIDS+=("$REF_PID")
+  # shellcheck disable=SC2046,SC2086
+  (cd "$(dirname "$SERVER_DLL")" && exec env $SERVER_ENV taskset -c 0 dotnet "$SERVER_DLL" $(kestrel_args "$K_ECHO" "$K_TIME" "$K_GREET" "$K_HTTP")) > "$OUT/kestreltcp.$SUFFIX.log" 2>&1 &
+  K_PID=$!; PIDS+=("$K_PID")
+  for _ in $(seq 300); do
+    curl -sf "http://127.0.0.1:$K_HTTP/health/ready" >/dev/null 2>&1 && return 0
+    kill -0 "$K_PID" 2>/dev/null || { echo "KestrelTcp exited:" >&2; cat "$OUT/kestreltcp.$SUFFIX.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "KestrelTcp never became ready" >&2; exit 1
+}
+stop_servers() {
+  kill "$K_PID" "$REF_PID" 2>/dev/null || true
+  wait "$K_PID" "$REF_PID" 2>/dev/null || true
+}
+start_servers
+
+run_case() {  # $1 case, $2 round, $3 target, $4 client cpu, then bench arguments
+  local name=$1 round=$2 target=$3 cpu=$4; shift 4
+  local pid port_echo port_time
+  if [[ $target == kestreltcp ]]; then pid=$K_PID port_echo=$K_ECHO port_time=$K_TIME; else pid=$REF_PID port_echo=$R_ECHO port_time=$R_TIME; fi
+  local args=("$@")
+  args=("${args[@]//@ECHO/$port_echo}"); args=("${args[@]//@TIME/$port_time}")
+  DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 taskset -c "$cpu" dotnet "$BENCH_DLL" "${args[@]}" --target "$target" --pid "$pid" --case "$name" --round "$round" \
+    --warmup "$WARMUP" --seconds "$SECS" | tee -a "$RESULTS"
+}
+
+for round in $(seq "$ROUNDS"); do
+  if (( round % 2 )); then order=(kestreltcp reference); else order=(reference kestreltcp); fi
+  echo "== round $round of $ROUNDS (${order[*]})" >&2
+  for t in "${order[@]}"; do
+    wants bulk && run_case bulk "$round" "$t" 1 bulk --port @ECHO --connections 64 --chunk 16384 --window 65536
+  done
+  for t in "${order[@]}"; do
+    wants pingpong_1 && run_case pingpong_1 "$round" "$t" 0 pingpong --port @ECHO --connections 1 --size 64
+  done
+  for t in "${order[@]}"; do
+    wants pingpong_100 && run_case pingpong_100 "$round" "$t" 1 pingpong --port @ECHO --connections 100 --size 64
+  done
+  for t in "${order[@]}"; do
+    wants accept_32 && run_case accept_32 "$round" "$t" 1 accept --port @TIME --workers 32
+  done
+done
+
+hold_case() {  # $1 target, $2 protocol
+  local target=$1 protocol=$2 pid port http=()
+  if [[ $target == kestreltcp ]]; then
+    pid=$K_PID; port=$K_ECHO; http=(--http-port "$K_HTTP")
+    [[ $protocol == greeting ]] && port=$K_GREET
+  else
+    pid=$REF_PID; port=$R_ECHO
+  fi
+  DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 taskset -c 1 dotnet "$BENCH_DLL" hold --port "$port" --protocol "$protocol" \
+    --connections "$HOLD" --seconds "$HOLD_SECS" --ping-interval "$PING" "${http[@]}" \
+    --target "$target" --pid "$pid" --case "hold_${protocol}_$HOLD" --round 1 | tee -a "$RESULTS"
+}
+if wants hold; then
+  echo "== hold: $HOLD connections for ${HOLD_SECS}s" >&2
+  # A fresh pair of servers, so that memory per connection does not depend on what ran before.
+  stop_servers
+  start_servers
+  hold_case kestreltcp echo
+  hold_case reference echo
+  [[ $GREETING == 1 ]] && hold_case kestreltcp greeting
+fi
+
+echo >&2
+echo "== results ($OUT)" >&2
+cat "$OUT/machine.txt"
+dotnet "$BENCH_DLL" report "$RESULTS" | tee "$OUT/report.txt"
+dotnet "$BENCH_DLL" report "$RESULTS" --markdown > "$OUT/report.md"
