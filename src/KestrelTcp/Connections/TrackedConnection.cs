@@ -53,7 +53,7 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
 
     public long BytesSent { get; private set; }
 
-    /// <summary>The client ended its side (FIN): a close is then the client's doing.</summary>
+    /// <summary>The client ended its side (FIN), or went away while we wrote to it (reset): a close is then the client's doing.</summary>
     public bool ClientCompleted { get; private set; }
 
     public bool Finished { get; set; }
@@ -202,12 +202,12 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
 
         public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
 
-        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => Observe(inner.FlushAsync(cancellationToken));
 
         public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
         {
             owner.BytesSent += source.Length;
-            return inner.WriteAsync(source, cancellationToken);
+            return Observe(inner.WriteAsync(source, cancellationToken));
         }
 
         public override void CancelPendingFlush() => inner.CancelPendingFlush();
@@ -215,5 +215,28 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
         public override void Complete(Exception? exception = null) => inner.Complete(exception);
 
         public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
+
+        // A completed flush means the transport stopped sending: the client reset the connection while
+        // the handler was writing (a handler blocked in a flush then returns normally, never seeing the reset
+        // on a read). Our own aborts record their reason first, and the first reason wins.
+        private ValueTask<FlushResult> Observe(ValueTask<FlushResult> pending)
+        {
+            if (pending.IsCompletedSuccessfully)
+            {
+                var result = pending.Result;
+                owner.ClientCompleted |= result.IsCompleted;
+                return new ValueTask<FlushResult>(result);
+            }
+
+            return AwaitFlush(pending);
+        }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        private async ValueTask<FlushResult> AwaitFlush(ValueTask<FlushResult> pending)
+        {
+            var result = await pending;
+            owner.ClientCompleted |= result.IsCompleted;
+            return result;
+        }
     }
 }
