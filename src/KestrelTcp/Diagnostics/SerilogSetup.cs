@@ -27,6 +27,9 @@ internal static class SerilogSetup
             .MinimumLevel.Information()
             // Kestrel's "Now listening on: http://…" names raw TCP ports as HTTP; our own start-up events replace it.
             .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
+            // The health check service logs every Unhealthy result at Error: readiness 503 while starting and
+            // draining is expected, and with probes every few seconds it would fill the log with false errors.
+            .MinimumLevel.Override("Microsoft.Extensions.Diagnostics.HealthChecks", LogEventLevel.Fatal)
             .Enrich.FromLogContext()
             .ReadFrom.Configuration(configuration);
 

@@ -24,6 +24,14 @@ public sealed class TcpTestClient : IAsyncDisposable
         return new TcpTestClient(socket);
     }
 
+    /// <summary>Connects a socket prepared by the caller (e.g. bound to a chosen source address).</summary>
+    public static async Task<TcpTestClient> ConnectAsync(Socket socket, EndPoint endPoint)
+    {
+        using var cts = new CancellationTokenSource(DefaultTimeout);
+        await socket.ConnectAsync(endPoint, cts.Token);
+        return new TcpTestClient(socket);
+    }
+
     public async Task SendAsync(byte[] data) => await Socket.SendAsync(data, SocketFlags.None);
 
     public Task SendAsync(string text) => SendAsync(Encoding.UTF8.GetBytes(text));

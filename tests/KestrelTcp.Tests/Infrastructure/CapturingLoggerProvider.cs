@@ -1,0 +1,37 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+
+namespace KestrelTcp.Tests.Infrastructure;
+
+/// <summary>Keeps every log event of the server, alongside Serilog (Microsoft.Extensions.Logging fans out to all providers).</summary>
+public sealed class CapturingLoggerProvider : ILoggerProvider
+{
+    private readonly ConcurrentQueue<LogEntry> _entries = new();
+
+    public IReadOnlyList<LogEntry> Entries => [.. _entries];
+
+    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _entries);
+
+    public void Dispose()
+    {
+    }
+
+    public sealed record LogEntry(DateTimeOffset At, string Category, LogLevel Level, EventId EventId, string Message, IReadOnlyList<KeyValuePair<string, object?>> State)
+    {
+        public object? this[string name] => State.FirstOrDefault(p => p.Key == name).Value;
+    }
+
+    private sealed class Logger(string category, ConcurrentQueue<LogEntry> entries) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            var properties = state as IReadOnlyList<KeyValuePair<string, object?>> ?? [];
+            entries.Enqueue(new LogEntry(DateTimeOffset.UtcNow, category, logLevel, eventId, formatter(state, exception), [.. properties]));
+        }
+    }
+}
