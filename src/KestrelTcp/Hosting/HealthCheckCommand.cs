@@ -7,7 +7,7 @@ namespace KestrelTcp.Hosting;
 /// <c>KestrelTcp --health-check [url]</c>: asks a running server's <c>/health/ready</c> and exits 0 when
 /// it answers 200, 1 otherwise. A container's HEALTHCHECK runs the server binary itself, so the
 /// image needs no curl or shell. Without a url the port comes from the same configuration the
-/// server reads (appsettings.json next to the binary, <c>KestrelTcp__Http__Port</c>, arguments).
+/// server reads (appsettings.json and appsettings.{Environment}.json next to the binary, <c>KestrelTcp__Http__Port</c>, arguments).
 /// </summary>
 public static class HealthCheckCommand
 {
@@ -38,9 +38,13 @@ public static class HealthCheckCommand
 
     private static Uri DefaultUrl(string[] args)
     {
+        var environment = Environment.GetEnvironmentVariable("ASPNETCORE_ENVIRONMENT")
+            ?? Environment.GetEnvironmentVariable("DOTNET_ENVIRONMENT")
+            ?? "Production";
         var configuration = new ConfigurationBuilder()
             .SetBasePath(AppContext.BaseDirectory)
             .AddJsonFile("appsettings.json", optional: true)
+            .AddJsonFile($"appsettings.{environment}.json", optional: true)
             .AddEnvironmentVariables()
             .AddCommandLine(args)
             .Build();
