@@ -17,13 +17,14 @@ public class GreetingHandlerTests
     {
         var connection = new PipeConnection();
         var run = connection.RunAsync(handler);
+        var reading = connection.ReadAllAsync();
         foreach (var send in sends)
         {
             await connection.SendAsync(send);
         }
 
         connection.CompleteSending();
-        var text = Encoding.UTF8.GetString(await connection.ReadAllAsync());
+        var text = Encoding.UTF8.GetString(await reading);
         await run;
         return text;
     }

@@ -58,21 +58,24 @@ public sealed class PipeConnection : ICloseReasonFeature, IConnectionLifetimeNot
 
     public void CompleteSending() => ClientOutput.Complete();
 
-    /// <summary>Reads everything the server wrote until it completed its output.</summary>
+    /// <summary>Reads (and consumes, so the server is never blocked by backpressure) everything the server wrote until it completed its output.</summary>
     public async Task<byte[]> ReadAllAsync()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var all = new List<byte>();
         while (true)
         {
             var result = await ClientInput.ReadAsync(cts.Token);
-            if (result.IsCompleted)
+            foreach (var segment in result.Buffer)
             {
-                var bytes = result.Buffer.ToArray();
-                ClientInput.AdvanceTo(result.Buffer.End);
-                return bytes;
+                all.AddRange(segment.Span);
             }
 
-            ClientInput.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+            ClientInput.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                return [.. all];
+            }
         }
     }
 
