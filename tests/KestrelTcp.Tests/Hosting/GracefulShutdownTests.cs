@@ -133,15 +133,16 @@ public class GracefulShutdownTests
     }
 
     /// <summary>Writes on a non-blocking socket until the kernel refuses more for a while: every buffer on the way is full.</summary>
-    internal static async Task<long> PushUntilStalledAsync(Socket socket, long limit = long.MaxValue, TimeSpan? stall = null)
+    internal static async Task<long> PushUntilStalledAsync(Socket socket, long limit = long.MaxValue, TimeSpan? stall = null, byte[]? pattern = null)
     {
-        var chunk = new byte[64 * 1024];
+        var chunk = pattern ?? new byte[64 * 1024];
         var quiet = stall ?? TimeSpan.FromMilliseconds(300);
         long pushed = 0;
         var since = Stopwatch.StartNew();
         while (pushed < limit)
         {
-            var sent = socket.Send(chunk, 0, (int)Math.Min(chunk.Length, limit - pushed), SocketFlags.None, out var error);
+            var offset = (int)(pushed % chunk.Length);
+            var sent = socket.Send(chunk, offset, (int)Math.Min(chunk.Length - offset, limit - pushed), SocketFlags.None, out var error);
             if (error == SocketError.WouldBlock)
             {
                 if (since.Elapsed > quiet)
