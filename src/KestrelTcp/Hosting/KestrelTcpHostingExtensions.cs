@@ -11,6 +11,9 @@ namespace KestrelTcp.Hosting;
 /// <summary>The entry points that wire KestrelTcp into an ASP.NET Core application.</summary>
 public static class KestrelTcpHostingExtensions
 {
+    /// <summary>The socket transport's per-connection read-ahead limit.</summary>
+    public const int MaxReadBufferSize = 128 * 1024;
+
     /// <summary>
     /// Adds KestrelTcp: listeners from <c>KestrelTcp:Listeners</c> bound to their handlers, the HTTP
     /// management port, validation at start-up, health checks, metrics and Serilog logging. The
@@ -45,6 +48,13 @@ public static class KestrelTcpHostingExtensions
 
         services.AddOptions<SocketTransportOptions>().Configure<IOptions<KestrelTcpOptions>>((transport, options) =>
         {
+            // The transport reads ahead of the handler up to this much per connection whatever the
+            // handler examined: it is the real per-connection input bound. Kestrel's 1 MiB suits HTTP
+            // request bodies; for many small TCP conversations and clients that never read it meant
+            // up to 1 MiB in plus as much echoed out per connection. 128 KiB keeps a bulk Echo
+            // stream's window (several 16 KiB reads) while bounding a hostile connection to a few
+            // hundred KiB (docs/operations.md).
+            transport.MaxReadBufferSize = MaxReadBufferSize;
             if (options.ValueOrNull()?.Backlog is { } backlog)
             {
                 transport.Backlog = backlog;
