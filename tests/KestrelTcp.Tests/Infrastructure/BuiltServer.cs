@@ -12,15 +12,20 @@ public static class BuiltServer
     /// <summary>Starts <c>dotnet KestrelTcp.dll</c> with <paramref name="arguments"/>, in the binary's folder, with the test's environment plus <paramref name="environment"/>.</summary>
     public static ServerProcess Start(IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
     {
+        // The test runner's own ASP.NET Core and KestrelTcp settings must not leak into the server.
         var env = System.Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
-            .Where(e => !((string)e.Key).StartsWith("KestrelTcp", StringComparison.OrdinalIgnoreCase))
+            .Where(e => !((string)e.Key).StartsWith("KestrelTcp", StringComparison.OrdinalIgnoreCase)
+                && !((string)e.Key).StartsWith("ASPNETCORE_", StringComparison.OrdinalIgnoreCase))
             .ToDictionary(e => (string)e.Key, e => (string?)e.Value ?? "");
+        env["DOTNET_ENVIRONMENT"] = "Production";
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {
             env[key] = value;
         }
 
-        return ServerProcess.Start(["dotnet", Path.Combine(Directory, "KestrelTcp.dll"), .. arguments], Directory, env);
+        var dll = Path.Combine(Directory, "KestrelTcp.dll");
+        Assert.True(File.Exists(dll), $"{dll} is not built");
+        return ServerProcess.Start(["dotnet", dll, .. arguments], Directory, env);
     }
 
     /// <summary>Command-line overrides moving every default port (and the HTTP port) to free loopback ports.</summary>

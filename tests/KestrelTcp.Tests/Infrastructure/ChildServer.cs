@@ -1,7 +1,5 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Reflection;
 using KestrelTcp.Tests.Deployment;
 
 namespace KestrelTcp.Tests.Infrastructure;
@@ -44,34 +42,14 @@ public sealed class ChildServer : IDisposable
     /// </summary>
     public static async Task<ChildServer> StartAsync(params (string Key, string Value)[] settings)
     {
-        string[] listeners = ["echo", "time", "greeting"];
-        var free = PublishedImage.FreePorts(listeners.Length + 1);
-        var ports = listeners.Select((name, i) => (name, port: free[i + 1])).ToDictionary(p => p.name, p => p.port);
-        var arguments = new List<string> { "exec", ServerDll() };
-        void Set(string key, string value) => arguments.Add($"--{key}={value}");
-        Set("KestrelTcp:Http:Port", free[0].ToString(CultureInfo.InvariantCulture));
-        Set("KestrelTcp:Http:Address", "127.0.0.1");
-        foreach (var (name, port) in ports)
-        {
-            Set($"KestrelTcp:Listeners:{name}:Port", port.ToString(CultureInfo.InvariantCulture));
-            Set($"KestrelTcp:Listeners:{name}:Address", "127.0.0.1");
-        }
-
-        Set("Serilog:MinimumLevel", "Information");
-        foreach (var (key, value) in settings)
-        {
-            Set(key, value);
-        }
-
-        var environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
-            .Where(e => !((string)e.Key).StartsWith("ASPNETCORE_", StringComparison.Ordinal) && !((string)e.Key).StartsWith("KestrelTcp__", StringComparison.Ordinal))
-            .ToDictionary(e => (string)e.Key, e => (string?)e.Value ?? "");
-        environment["DOTNET_ENVIRONMENT"] = "Production";
-        var process = ServerProcess.Start(["dotnet", .. arguments], Path.GetDirectoryName(ServerDll())!, environment);
-        var server = new ChildServer(process, free[0], ports);
+        var (arguments, httpPort, ports) = BuiltServer.FreePortArguments();
+        arguments.Add("--Serilog:MinimumLevel=Information");
+        arguments.AddRange(settings.Select(s => $"--{s.Key}={s.Value}"));
+        var process = BuiltServer.Start(arguments);
+        var server = new ChildServer(process, httpPort, ports);
         try
         {
-            await process.WaitUntilReadyAsync(free[0], StartTimeout);
+            await process.WaitUntilReadyAsync(httpPort, StartTimeout);
         }
         catch
         {
@@ -120,21 +98,5 @@ public sealed class ChildServer : IDisposable
     {
         Http.Dispose();
         _process.Dispose();
-    }
-
-    /// <summary>The server built alongside these tests, in the same configuration.</summary>
-    public static string ServerDll()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "KestrelTcp.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        Assert.NotNull(directory);
-        var configuration = typeof(ChildServer).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Debug";
-        var dll = Path.Combine(directory.FullName, "src", "KestrelTcp", "bin", configuration, "net10.0", "KestrelTcp.dll");
-        Assert.True(File.Exists(dll), $"{dll} is not built");
-        return dll;
     }
 }
