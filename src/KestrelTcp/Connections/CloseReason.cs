@@ -44,3 +44,18 @@ public interface IBusyReply
     /// <summary>The bytes to send, e.g. <c>ERR busy\r\n</c>.</summary>
     ReadOnlyMemory<byte> BusyReply { get; }
 }
+
+/// <summary>What a handler can ask about its connection's life.</summary>
+public static class ConnectionLifetimeExtensions
+{
+    /// <summary>
+    /// True when the connection was asked to finish because the server is shutting down (as opposed
+    /// to an idle timeout): the close request of <see cref="Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature"/>.
+    /// </summary>
+    public static bool IsShutdownRequested(this Microsoft.AspNetCore.Connections.ConnectionContext connection)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        return connection.Features.Get<ICloseReasonFeature>()?.CloseReason == CloseReason.Shutdown
+            || connection.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested.IsCancellationRequested == true;
+    }
+}

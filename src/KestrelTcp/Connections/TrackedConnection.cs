@@ -117,12 +117,15 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
     public void RequestShutdown()
     {
         SetCloseReason(CloseReason.Shutdown);
+        // The close request cancels the pending read through the tracking middleware's registration.
         if (_context.Features.Get<IConnectionLifetimeNotificationFeature>() is { } lifetime)
         {
             lifetime.RequestClose();
         }
-
-        CancelPendingRead();
+        else
+        {
+            CancelPendingRead();
+        }
     }
 
     public void Abort(string reason) => _context.Abort(new ConnectionAbortedException(reason));

@@ -3,7 +3,6 @@ using System.IO.Pipelines;
 using KestrelTcp.Configuration;
 using KestrelTcp.Connections;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Connections.Features;
 
 namespace KestrelTcp.Handlers;
 
@@ -80,7 +79,7 @@ public abstract class LineProtocolHandler : ConnectionHandler
         {
             if (result.IsCanceled)
             {
-                OnCloseRequested(connection, output, IsShutdownRequested(connection));
+                OnCloseRequested(connection, output, connection.IsShutdownRequested());
                 return LineAction.Close;
             }
 
@@ -125,10 +124,6 @@ public abstract class LineProtocolHandler : ConnectionHandler
             }
         }
     }
-
-    private static bool IsShutdownRequested(ConnectionContext connection) =>
-        connection.Features.Get<ICloseReasonFeature>()?.CloseReason == CloseReason.Shutdown
-        || connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested.IsCancellationRequested == true;
 
     /// <summary>Writes what the protocol sends on connect (a banner); may close at once.</summary>
     protected virtual LineAction OnConnected(ConnectionContext connection, PipeWriter output) => LineAction.Continue;

@@ -35,6 +35,24 @@ public class EchoHandlerTests
     }
 
     [Fact]
+    public async Task OnConnectedAsync_ShutdownWhileDataStillArriving_EchoesUntilQuietThenCloses()
+    {
+        var connection = new PipeConnection();
+        var run = connection.RunAsync(new EchoHandler());
+        var reading = connection.ReadAllAsync();
+        connection.RequestClose();
+        // Bytes still arriving after the request (from socket buffers) are echoed too.
+        for (var i = 0; i < 5; i++)
+        {
+            await connection.SendAsync($"chunk{i};");
+            await Task.Delay(20);
+        }
+
+        Assert.Equal("chunk0;chunk1;chunk2;chunk3;chunk4;", System.Text.Encoding.UTF8.GetString(await reading));
+        await run;
+    }
+
+    [Fact]
     public async Task OnConnectedAsync_EmptyConnection_ClosesWithNothingSent()
     {
         var connection = new PipeConnection();

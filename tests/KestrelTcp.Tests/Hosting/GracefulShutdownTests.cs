@@ -8,14 +8,15 @@ namespace KestrelTcp.Tests.Hosting;
 /// <summary>SIGTERM to the real server process: readiness, the drain of each handler, the abort at the drain timeout, the exit code.</summary>
 public class GracefulShutdownTests
 {
-    private static readonly TimeSpan Delay = TimeSpan.FromSeconds(1);
+    // Long enough that a round trip inside it holds on a loaded 2-core CI machine.
+    private static readonly TimeSpan Delay = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(3);
 
     [Fact]
     public async Task Sigterm_OpenEchoGreetingAndStuckClient_DrainsEveryByteAbortsTheRestAndExitsZero()
     {
         using var server = await ChildServer.StartAsync(
-            ("KestrelTcp:Shutdown:Delay", "00:00:01"), ("KestrelTcp:Shutdown:DrainTimeout", "00:00:03"));
+            ("KestrelTcp:Shutdown:Delay", "00:00:03"), ("KestrelTcp:Shutdown:DrainTimeout", "00:00:03"));
 
         await using var greeting = await server.ConnectAsync("greeting");
         Assert.StartsWith("Welcome!", await greeting.ReadLineAsync());
