@@ -15,11 +15,18 @@ public sealed class UpperCaseHandler(ListenerDefinition listener) : ConnectionHa
         while (true)
         {
             var result = await connection.Transport.Input.ReadAsync();
+            // The README's example loop.
+            var output = connection.Transport.Output;
             foreach (var segment in result.Buffer)
             {
-                var upper = new byte[segment.Length];
-                System.Text.Ascii.ToUpper(segment.Span, upper, out _);
-                connection.Transport.Output.Write(upper);
+                var span = output.GetSpan(segment.Length);
+                for (var i = 0; i < segment.Length; i++)
+                {
+                    var b = segment.Span[i];
+                    span[i] = b is >= (byte)'a' and <= (byte)'z' ? (byte)(b - 32) : b;
+                }
+
+                output.Advance(segment.Length);
             }
 
             connection.Transport.Input.AdvanceTo(result.Buffer.End);
@@ -42,9 +49,9 @@ public class ExtensibilityTests
             services => services.AddKestrelTcpHandler<UpperCaseHandler>("Upper"));
         await using var client = await server.ConnectAsync("shout");
         Assert.Equal("[shout]\n", await client.ReadLineAsync());
-        await client.SendAsync("hello, kestrel");
+        await client.SendAsync("hello, kestrel \u00e9\u0000");
         client.ShutdownSend();
-        Assert.Equal("HELLO, KESTREL", await client.ReadToEndTextAsync());
+        Assert.Equal("HELLO, KESTREL \u00e9\u0000", await client.ReadToEndTextAsync());
         var health = await server.JsonAsync("/health");
         Assert.Equal("Upper", health.GetProperty("listeners")[0].GetProperty("handler").GetString());
     }
