@@ -31,16 +31,7 @@ internal static class Accept
 
         var all = Task.WhenAll(loops);
         var watchdog = WatchdogAsync(started, current, timeoutMs, timed);
-        var w = await timed.RunAsync(() =>
-        {
-            long total = 0;
-            for (var i = 0; i < counters.Length; i += 8)
-            {
-                total += Volatile.Read(ref counters[i]);
-            }
-
-            return total;
-        }, "connections/s", 1);
+        var w = await timed.RunAsync(() => Timed.SumPadded(counters), "connections/s", 1);
         await timed.DrainAsync(all, current.Where(s => s is not null).Select(s => (IDisposable)s!).ToArray());
         await watchdog;
 

@@ -43,7 +43,7 @@ internal static class Bulk
         }
 
         var all = Task.WhenAll(loops);
-        var w = await timed.RunAsync(() => Sum(received), "MB/s", 1e-6);
+        var w = await timed.RunAsync(() => Timed.SumPadded(received), "MB/s", 1e-6);
         await timed.DrainAsync(all, sockets);
         foreach (var s in sockets)
         {
@@ -59,16 +59,6 @@ internal static class Bulk
         return 0;
     }
 
-    private static long Sum(long[] counters)
-    {
-        long total = 0;
-        for (var i = 0; i < counters.Length; i += 8)
-        {
-            total += Volatile.Read(ref counters[i]);
-        }
-
-        return total;
-    }
 
     private static async Task LoopAsync(Socket socket, byte[] pattern, int chunk, int window, long[] counters, int slot, Timed timed)
     {

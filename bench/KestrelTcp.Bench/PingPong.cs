@@ -46,7 +46,7 @@ internal static class PingPong
         }
 
         var all = Task.WhenAll(loops);
-        var w = await timed.RunAsync(() => Sum(counters), "round trips/s", 1);
+        var w = await timed.RunAsync(() => Timed.SumPadded(counters), "round trips/s", 1);
         await timed.DrainAsync(all, sockets);
         foreach (var s in sockets)
         {
@@ -70,16 +70,6 @@ internal static class PingPong
         return 0;
     }
 
-    private static long Sum(long[] counters)
-    {
-        long total = 0;
-        for (var i = 0; i < counters.Length; i += 8)
-        {
-            total += Volatile.Read(ref counters[i]);
-        }
-
-        return total;
-    }
 
     private static void LoopSync(Socket socket, int size, long[] counters, int slot, Histogram histogram, Timed timed)
     {

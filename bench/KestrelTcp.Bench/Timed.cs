@@ -32,6 +32,18 @@ internal sealed class Timed(Args args, string scenario)
 
     public sealed record Window(long Count, double Seconds, double ServerCpu, double ClientCpu);
 
+    /// <summary>Sums per-connection counters kept one per cache line (every 8th long), as the loops write them.</summary>
+    public static long SumPadded(long[] counters)
+    {
+        long total = 0;
+        for (var i = 0; i < counters.Length; i += 8)
+        {
+            total += Volatile.Read(ref counters[i]);
+        }
+
+        return total;
+    }
+
     /// <summary>Runs warm-up and the measured window, showing progress on stderr, then sets <see cref="Stop"/>.</summary>
     public async Task<Window> RunAsync(Func<long> counter, string unit, double unitScale)
     {
