@@ -20,13 +20,12 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
     private readonly TimeProvider _time;
     private readonly CountingReader _input;
     private readonly CountingWriter _output;
-    private readonly ListenerStats? _stats;
-    private long _publishedReceived;
+    private readonly ListenerStats _stats;
     private long _publishedSent;
     private int _closeReason;
     private long _idleSignalledAt;
 
-    public TrackedConnection(ConnectionContext context, IDuplexPipe transport, TimeProvider time, ListenerStats? stats = null)
+    public TrackedConnection(ConnectionContext context, IDuplexPipe transport, TimeProvider time, ListenerStats stats)
     {
         _context = context;
         _time = time;
@@ -77,32 +76,19 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
 
     public void SetCloseReason(CloseReason reason) => Interlocked.CompareExchange(ref _closeReason, (int)reason, (int)CloseReason.None);
 
-    /// <summary>Adds what was counted since the last call to the listener's totals; called once the connection has finished.</summary>
-    public void PublishBytes()
-    {
-        PublishReceived();
-        PublishSent();
-    }
-
-    // Each direction is published only from its own path (a pipe has one reader and one writer), so
-    // the listener's totals include open connections, grow monotonically, and cost one add per read or flush.
-    private void PublishReceived()
-    {
-        var delta = BytesReceived - _publishedReceived;
-        if (delta != 0)
-        {
-            _publishedReceived += delta;
-            _stats?.AddBytesReceived(delta);
-        }
-    }
-
-    private void PublishSent()
+    /// <summary>
+    /// Adds bytes written since the last flush to the listener's totals: on each flush, and once when
+    /// the connection has finished. Received bytes go to the totals on each read, sent bytes on each flush (a flush
+    /// batches many <c>Advance</c> calls), so the totals include open connections, only grow, and
+    /// cost one add per read or flush.
+    /// </summary>
+    public void PublishSent()
     {
         var delta = BytesSent - _publishedSent;
         if (delta != 0)
         {
             _publishedSent += delta;
-            _stats?.AddBytesSent(delta);
+            _stats.AddBytesSent(delta);
         }
     }
 
@@ -163,7 +149,7 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
         {
             BytesReceived += fresh;
             LastReceiveTimestamp = _time.GetTimestamp();
-            PublishReceived();
+            _stats.AddBytesReceived(fresh);
         }
 
         if (result.IsCompleted)
