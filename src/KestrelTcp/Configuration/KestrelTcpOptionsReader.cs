@@ -109,6 +109,7 @@ internal sealed class KestrelTcpOptionsReader(IConfiguration configuration, IEnu
         {
             Name = section.Key,
             HandlerName = registration?.Name ?? handlerName ?? "",
+            HandlerType = registration?.HandlerType,
             Address = address,
             Port = port,
             UnixSocketPath = unixSocketPath,

@@ -27,6 +27,9 @@ public sealed class ListenerDefinition
     /// <summary>The handler's options as parsed and validated at start-up (null for handlers without options).</summary>
     public object? HandlerOptions { get; init; }
 
+    /// <summary>The handler type registered under <see cref="HandlerName"/>, resolved at start-up.</summary>
+    internal Type? HandlerType { get; init; }
+
     /// <summary>The configuration key of the listener, e.g. <c>KestrelTcp:Listeners:echo</c>.</summary>
     public string ConfigurationKey => $"{KestrelTcpOptions.SectionName}:Listeners:{Name}";
 

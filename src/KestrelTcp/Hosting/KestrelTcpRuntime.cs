@@ -27,7 +27,7 @@ internal sealed class KestrelTcpRuntime
 {
     private volatile int _state;
 
-    public KestrelTcpRuntime(IOptions<KestrelTcpOptions> options, IEnumerable<HandlerRegistration> registrations, IServiceProvider services)
+    public KestrelTcpRuntime(IOptions<KestrelTcpOptions> options, IServiceProvider services)
     {
         if (options.ValueOrNull() is not { } valid)
         {
@@ -39,10 +39,7 @@ internal sealed class KestrelTcpRuntime
 
         IsValid = true;
         Options = valid;
-        var byName = registrations
-            .GroupBy(r => r.Name, StringComparer.OrdinalIgnoreCase)
-            .ToDictionary(g => g.Key, g => g.Last(), StringComparer.OrdinalIgnoreCase);
-        Listeners = [.. Options.Listeners.Select(l => new ListenerRuntime(l, CreateHandler(byName[l.HandlerName].HandlerType, l, services)))];
+        Listeners = [.. Options.Listeners.Select(l => new ListenerRuntime(l, CreateHandler(l.HandlerType!, l, services)))];
     }
 
     public KestrelTcpOptions Options { get; }

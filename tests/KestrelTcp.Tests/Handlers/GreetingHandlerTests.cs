@@ -29,6 +29,17 @@ public class GreetingHandlerTests
         return text;
     }
 
+    /// <summary>Sends <paramref name="input"/> without ending the input: only the server can close.</summary>
+    private static async Task<(string Text, CloseReason Reason)> UntilServerClosesAsync(GreetingHandler handler, byte[] input)
+    {
+        var connection = new PipeConnection();
+        var run = connection.RunAsync(handler);
+        await connection.SendAsync(input);
+        var text = Encoding.UTF8.GetString(await connection.ReadAllAsync());
+        await run;
+        return (text, connection.CloseReason);
+    }
+
     private static byte[] B(string text) => Encoding.UTF8.GetBytes(text);
 
     private const string Banner = "Welcome! You have connected to 192.0.2.1 on port 7001\r\n";
@@ -46,13 +57,9 @@ public class GreetingHandlerTests
     [InlineData("Bye")]
     public async Task OnConnectedAsync_ExitCommand_FarewellAndCloseServerSide(string command)
     {
-        var connection = new PipeConnection();
-        var run = connection.RunAsync(Handler());
-        await connection.SendAsync($"hi\r\n{command}\r\nnot answered\r\n");
-        var text = Encoding.UTF8.GetString(await connection.ReadAllAsync());
-        await run;
+        var (text, reason) = await UntilServerClosesAsync(Handler(), B($"hi\r\n{command}\r\nnot answered\r\n"));
         Assert.Equal(Banner + "Hello, hi!\r\nGoodbye!\r\n", text);
-        Assert.Equal(CloseReason.Server, connection.CloseReason);
+        Assert.Equal(CloseReason.Server, reason);
     }
 
     [Fact]
@@ -72,24 +79,16 @@ public class GreetingHandlerTests
     [Fact]
     public async Task OnConnectedAsync_LineOneByteOverLimit_ErrAndClose()
     {
-        var connection = new PipeConnection();
-        var run = connection.RunAsync(Handler(maxLineLength: 10));
-        await connection.SendAsync("ok\n01234567890\nnever\n");
-        var text = Encoding.UTF8.GetString(await connection.ReadAllAsync());
-        await run;
+        var (text, reason) = await UntilServerClosesAsync(Handler(maxLineLength: 10), B("ok\n01234567890\nnever\n"));
         Assert.Equal(Banner + "Hello, ok!\r\nERR line too long\r\n", text);
-        Assert.Equal(CloseReason.LineTooLong, connection.CloseReason);
+        Assert.Equal(CloseReason.LineTooLong, reason);
     }
 
     [Fact]
     public async Task OnConnectedAsync_HugeLineWithoutNewline_ErrBeforeItEnds()
     {
         // The client keeps sending: the answer comes as soon as the limit is passed, without an EOF.
-        var connection = new PipeConnection();
-        var run = connection.RunAsync(Handler(maxLineLength: 100));
-        await connection.SendAsync(new byte[1000]);
-        var text = Encoding.UTF8.GetString(await connection.ReadAllAsync());
-        await run;
+        var (text, _) = await UntilServerClosesAsync(Handler(maxLineLength: 100), new byte[1000]);
         Assert.EndsWith("ERR line too long\r\n", text);
     }
 
