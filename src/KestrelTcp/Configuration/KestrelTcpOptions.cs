@@ -24,6 +24,12 @@ public sealed class KestrelTcpOptions
     /// </summary>
     public int? Backlog { get; set; }
 
+    /// <summary>
+    /// Run socket completions, the transport and handlers on the socket event threads rather than
+    /// the thread pool (<c>Transport:InlineScheduling</c>; see <see cref="Hosting.InlineScheduling"/>).
+    /// </summary>
+    public bool InlineScheduling { get; set; } = true;
+
     /// <summary>Problems found while reading configuration, each naming its key.</summary>
     internal List<string> Problems { get; } = [];
 }

@@ -30,6 +30,8 @@ internal sealed class KestrelTcpOptionsReader(IConfiguration configuration, IEnu
         var backlog = root.GetSection("Backlog");
         options.Backlog = backlog.Value is { Length: > 0 } ? ReadInt(root, "Backlog", 512, 1, 65535, problems) : null;
 
+        options.InlineScheduling = ReadBool(root.GetSection("Transport"), "InlineScheduling", true, problems);
+
         options.Limits = ReadLimits(root.GetSection("Limits"), ConnectionLimits.Default, problems);
 
         var shutdown = root.GetSection("Shutdown");

@@ -33,4 +33,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 7, EventName = "ConnectionFailed", Level = LogLevel.Error,
         Message = "Connection {ConnectionId} on {Listener} failed")]
     public static partial void ConnectionFailed(ILogger logger, Exception exception, string listener, string connectionId);
+
+    [LoggerMessage(EventId = 8, EventName = "TransportStarted", Level = LogLevel.Information,
+        Message = "Transport: inline scheduling {InlineScheduling}, {BlockSize}-byte buffers, {MaxReadBufferSize} bytes read ahead per connection at most")]
+    public static partial void TransportStarted(ILogger logger, bool inlineScheduling, int blockSize, long maxReadBufferSize);
 }

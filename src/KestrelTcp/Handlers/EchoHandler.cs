@@ -6,9 +6,10 @@ using Microsoft.AspNetCore.Connections;
 namespace KestrelTcp.Handlers;
 
 /// <summary>
-/// RFC 862 echo: every byte received goes back unchanged, in order. The received segments are
-/// written straight to the output and flushed once per read, so a client that does not read
-/// stalls the flush and with it the reading (backpressure). When the client half-closes,
+/// RFC 862 echo: every byte received goes back unchanged, in order. What one read returned is sent
+/// before the next read (through <see cref="TrackedConnection.SendDirectAsync"/>: from the input
+/// buffer straight to the socket), so a client that does not read stalls the send and with it the
+/// reading (backpressure). When the client half-closes,
 /// everything received is sent back before closing. When the server shuts down, Echo keeps
 /// returning what arrives until the client has been quiet for <see cref="DrainQuietPeriod"/>:
 /// bytes a client sent just before the signal may still sit in the socket buffers, and closing
@@ -26,6 +27,7 @@ public sealed class EchoHandler : ConnectionHandler
         var input = connection.Transport.Input;
         var output = connection.Transport.Output;
         var draining = false;
+        var tracked = connection.Features.Get<TrackedConnection>();
 
         while (true)
         {
@@ -48,16 +50,28 @@ public sealed class EchoHandler : ConnectionHandler
             }
 
             var buffer = result.Buffer;
-            foreach (var segment in buffer)
+            if (tracked is not null)
             {
-                output.Write(segment.Span);
+                // Straight from the input buffer to the socket (no copy), then release the buffer.
+                var sent = buffer.IsEmpty || await tracked.SendDirectAsync(buffer);
+                input.AdvanceTo(buffer.End);
+                if (!sent)
+                {
+                    return;
+                }
             }
-
-            input.AdvanceTo(buffer.End);
-
-            if (!buffer.IsEmpty && (await output.FlushAsync()).IsCompleted)
+            else
             {
-                return;
+                foreach (var segment in buffer)
+                {
+                    output.Write(segment.Span);
+                }
+
+                input.AdvanceTo(buffer.End);
+                if (!buffer.IsEmpty && (await output.FlushAsync()).IsCompleted)
+                {
+                    return;
+                }
             }
 
             if (result.IsCompleted)

@@ -31,7 +31,8 @@ public static class KestrelTcpApplication
         {
             // Validate first, so invalid configuration is reported as the list of problems alone,
             // not after the host's own "Hosting failed to start" error with a stack trace.
-            _ = app.Services.GetRequiredService<IOptions<KestrelTcp.Configuration.KestrelTcpOptions>>().Value;
+            var options = app.Services.GetRequiredService<IOptions<KestrelTcp.Configuration.KestrelTcpOptions>>().Value;
+            InlineScheduling.PrepareSockets(options);
             await app.RunAsync();
             return ExitCodes.Success;
         }

@@ -55,6 +55,7 @@ public static class KestrelTcpHostingExtensions
             // stream's window (several 16 KiB reads) while bounding a hostile connection to a few
             // hundred KiB (docs/operations.md).
             transport.MaxReadBufferSize = MaxReadBufferSize;
+            transport.UnsafePreferInlineScheduling = InlineScheduling.IsActive(options.ValueOrNull());
             if (options.ValueOrNull()?.Backlog is { } backlog)
             {
                 transport.Backlog = backlog;

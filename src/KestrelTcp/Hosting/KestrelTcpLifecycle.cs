@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using KestrelTcp.Diagnostics;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Options;
 
 namespace KestrelTcp.Hosting;
 
@@ -9,7 +11,11 @@ namespace KestrelTcp.Hosting;
 /// then after <c>Shutdown:Delay</c> the listeners refuse new connections, every open connection is
 /// asked to finish, and whatever remains after <c>Shutdown:DrainTimeout</c> is aborted.
 /// </summary>
-internal sealed class KestrelTcpLifecycle(KestrelTcpRuntime runtime, ILogger<KestrelTcpLifecycle> logger, TimeProvider time) : IHostedLifecycleService
+internal sealed class KestrelTcpLifecycle(
+    KestrelTcpRuntime runtime,
+    IOptions<SocketTransportOptions> transport,
+    ILogger<KestrelTcpLifecycle> logger,
+    TimeProvider time) : IHostedLifecycleService
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(20);
 
@@ -29,6 +35,9 @@ internal sealed class KestrelTcpLifecycle(KestrelTcpRuntime runtime, ILogger<Kes
         {
             Log.ManagementStarted(logger, http);
         }
+
+        var socket = transport.Value;
+        Log.TransportStarted(logger, socket.UnsafePreferInlineScheduling, LargeBlockMemoryPoolFactory.DefaultBlockSize, socket.MaxReadBufferSize ?? 0);
 
         runtime.State = ServerState.Ready;
         return Task.CompletedTask;

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Connections;
 
 namespace KestrelTcp.Hosting;
@@ -14,19 +13,30 @@ namespace KestrelTcp.Hosting;
 /// </summary>
 internal sealed class LargeBlockMemoryPoolFactory(int blockSize, int retainedBlocks) : IMemoryPoolFactory<byte>
 {
-    /// <summary>16 KiB: a quarter of the receive calls of 4 KiB blocks while an active connection's buffers stay small (larger sizes not yet measured).</summary>
-    public const int DefaultBlockSize = 16 * 1024;
+    /// <summary>
+    /// 64 KiB, as the C reference's read buffer: with inline scheduling each read is handled before the
+    /// next, so one read takes what one block holds; 64 KiB blocks made bulk Echo 1.35× faster than
+    /// 16 KiB ones and cut its system calls 3.6× (docs/benchmarks.md). Only connections with data in
+    /// flight hold one.
+    /// </summary>
+    public const int DefaultBlockSize = 64 * 1024;
 
-    /// <summary>Blocks kept for reuse per pool (4 MiB at 16 KiB); beyond that a returned block is left to the GC.</summary>
-    public const int DefaultRetainedBlocks = 256;
+    /// <summary>Blocks kept for reuse per pool (8 MiB at 64 KiB); beyond that a returned block is left to the GC.</summary>
+    public const int DefaultRetainedBlocks = 128;
 
     public MemoryPool<byte> Create(MemoryPoolOptions? options = null) => new LargeBlockMemoryPool(blockSize, retainedBlocks);
 }
 
-/// <summary>Pinned, fixed-size blocks reused through a lock-free queue; renting a pooled block allocates nothing.</summary>
+/// <summary>
+/// Pinned, fixed-size blocks reused last-in first-out: the block rented next is the one returned
+/// last, still in the CPU's caches. (A FIFO queue hands out the coldest block: with 64 busy Echo
+/// connections cycling through the retained blocks, the copy into each output block missed the
+/// cache and cost 40 % of the server's CPU.) Renting a pooled block allocates nothing.
+/// </summary>
 internal sealed class LargeBlockMemoryPool(int blockSize, int retainedBlocks) : MemoryPool<byte>
 {
-    private readonly ConcurrentQueue<Block> _free = new();
+    private readonly Block?[] _free = new Block?[retainedBlocks];
+    private readonly Lock _lock = new();
     private int _freeCount;
 
     public override int MaxBufferSize => blockSize;
@@ -34,27 +44,37 @@ internal sealed class LargeBlockMemoryPool(int blockSize, int retainedBlocks) : 
     public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, blockSize);
-        if (_free.TryDequeue(out var block))
+        lock (_lock)
         {
-            Interlocked.Decrement(ref _freeCount);
-            return block;
+            if (_freeCount > 0)
+            {
+                var block = _free[--_freeCount]!;
+                _free[_freeCount] = null;
+                return block;
+            }
         }
 
         // Pinned (POH): the socket pins every buffer it reads into; pinned-at-birth costs that nothing.
         return new Block(this, GC.AllocateUninitializedArray<byte>(blockSize, pinned: true));
     }
 
-    protected override void Dispose(bool disposing) => _free.Clear();
+    protected override void Dispose(bool disposing)
+    {
+        lock (_lock)
+        {
+            Array.Clear(_free);
+            _freeCount = 0;
+        }
+    }
 
     private void Return(Block block)
     {
-        if (Interlocked.Increment(ref _freeCount) <= retainedBlocks)
+        lock (_lock)
         {
-            _free.Enqueue(block);
-        }
-        else
-        {
-            Interlocked.Decrement(ref _freeCount);
+            if (_freeCount < _free.Length)
+            {
+                _free[_freeCount++] = block;
+            }
         }
     }
 

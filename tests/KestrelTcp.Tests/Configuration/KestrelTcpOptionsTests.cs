@@ -109,6 +109,7 @@ public class KestrelTcpOptionsTests
     [InlineData("Shutdown:Delay", "soon", "KestrelTcp:Shutdown:Delay: 'soon' is not a time span (expected [d.]hh:mm:ss[.fff], e.g. 00:05:00)")]
     [InlineData("Http:Port", "-1", "KestrelTcp:Http:Port: -1 is not a port (1-65535, or 0 for any free port)")]
     [InlineData("Backlog", "0", "KestrelTcp:Backlog: 0 is out of range (1-65535)")]
+    [InlineData("Transport:InlineScheduling", "sometimes", "KestrelTcp:Transport:InlineScheduling: 'sometimes' is not true or false")]
     public void Validate_BadValue_MessageNamesKeyAndValue(string key, string value, string expected)
     {
         Assert.Equal([expected], Problems(With((key, value))));

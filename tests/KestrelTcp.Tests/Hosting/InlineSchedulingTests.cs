@@ -1,0 +1,80 @@
+using KestrelTcp.Hosting;
+using KestrelTcp.Tests.Infrastructure;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace KestrelTcp.Tests.Hosting;
+
+/// <summary>Answers each read with the name of the thread the handler ran on.</summary>
+public sealed class ThreadNameHandler : ConnectionHandler
+{
+    public override async Task OnConnectedAsync(ConnectionContext connection)
+    {
+        while (true)
+        {
+            var result = await connection.Transport.Input.ReadAsync();
+            connection.Transport.Input.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                return;
+            }
+
+            await connection.Transport.Output.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"{Thread.CurrentThread.Name}\n"));
+        }
+    }
+}
+
+public class InlineSchedulingTests
+{
+    [Fact]
+    public void TestProcess_RunsWithInlineSocketCompletions_AsTheServerDoes()
+    {
+        // Set for the test host by tests/test.runsettings, as the server's entry point sets it for itself.
+        Assert.Equal("1", Environment.GetEnvironmentVariable(InlineScheduling.SocketsVariable));
+    }
+
+    [Theory]
+    [InlineData(null, true)]
+    [InlineData("true", true)]
+    [InlineData("false", false)]
+    public async Task Handler_RunsOnSocketEventThread_UnlessTurnedOff(string? setting, bool inline)
+    {
+        await using var server = await TestServer.StartAsync(
+            [TestServer.Listener("names", "Names"), new() { ["KestrelTcp:Transport:InlineScheduling"] = setting }],
+            services => services.AddKestrelTcpHandler<ThreadNameHandler>("Names"));
+        Assert.Equal(inline, server.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.UnsafePreferInlineScheduling);
+
+        await using var client = await server.ConnectAsync("names");
+        var onSocketThread = 0;
+        for (var i = 0; i < 10; i++)
+        {
+            await client.SendAsync("x");
+            onSocketThread += await client.ReadLineAsync() == ".NET Sockets\n" ? 1 : 0;
+        }
+
+        // Inline, a read is handled on the socket event thread that saw the data, unless the handler
+        // happened to be still finishing its last await on another thread when the data came.
+        if (inline)
+        {
+            Assert.InRange(onSocketThread, 5, 10);
+        }
+        else
+        {
+            Assert.Equal(0, onSocketThread);
+        }
+    }
+
+    [Theory]
+    [InlineData(true, null, "1", true)]
+    [InlineData(true, "1", null, true)]
+    [InlineData(true, "0", null, false)]
+    [InlineData(false, null, null, false)]
+    [InlineData(false, "1", null, false)]
+    public void SocketsVariable_SetOnlyWhenUnset_KestrelHalfFollowsIt(bool configured, string? before, string? toSet, bool kestrelInline)
+    {
+        Assert.Equal(toSet, InlineScheduling.SocketsVariableToSet(configured, before));
+        Assert.Equal(kestrelInline, InlineScheduling.IsActive(configured, toSet ?? before));
+    }
+}
