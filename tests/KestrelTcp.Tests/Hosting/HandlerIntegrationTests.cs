@@ -19,6 +19,12 @@ public class HandlerIntegrationTests
         var received = await client.ReadExactlyAsync(data.Length);
         await send;
         Assert.Equal(data, received);
+
+        // Echo sent it from its input buffer straight to the socket, and every byte was counted.
+        var tracked = Assert.Single(server.Runtime.Find("echo")!.OpenConnections);
+        Assert.True(tracked.SendsDirectly);
+        Assert.Equal(data.Length, tracked.BytesSent);
+        Assert.Equal(data.Length, await server.MetricAsync("kestreltcp_bytes_sent_total", ("listener", "echo")));
     }
 
     [Fact]
@@ -145,6 +151,7 @@ public class HandlerIntegrationTests
             });
             await using var client = await TcpTestClient.ConnectAsync(new UnixDomainSocketEndPoint(path));
             await client.SendAsync("over unix");
+            Assert.True(Assert.Single(server.Runtime.Find("local")!.OpenConnections).SendsDirectly);
             client.ShutdownSend();
             Assert.Equal("over unix", await client.ReadToEndTextAsync());
             var health = await server.JsonAsync("/health");
