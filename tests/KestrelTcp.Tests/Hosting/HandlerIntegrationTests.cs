@@ -151,7 +151,9 @@ public class HandlerIntegrationTests
             });
             await using var client = await TcpTestClient.ConnectAsync(new UnixDomainSocketEndPoint(path));
             await client.SendAsync("over unix");
-            Assert.True(Assert.Single(server.Runtime.Find("local")!.OpenConnections).SendsDirectly);
+            var listener = server.Runtime.Find("local")!;
+            await TestServer.WaitUntilAsync(() => Task.FromResult(listener.OpenCount == 1), because: "the connection to be accepted");
+            Assert.True(Assert.Single(listener.OpenConnections).SendsDirectly);
             client.ShutdownSend();
             Assert.Equal("over unix", await client.ReadToEndTextAsync());
             var health = await server.JsonAsync("/health");
