@@ -15,6 +15,9 @@ namespace KestrelTcp.Bench;
 /// </summary>
 internal static class Hold
 {
+    /// <summary>A readiness probe slower than this is reported as it happens, with when.</summary>
+    private const long SlowProbeNanos = 100_000_000;
+
     public static int Run(Args args)
     {
         var target = args.Str("target", "server");
@@ -50,6 +53,7 @@ internal static class Hold
         var openProbes = new Histogram();
         var opening = true;
         long probeFailures = 0, probeCount = 0;
+        var sw = Stopwatch.StartNew();
         Thread? prober = null;
         if (httpPort > 0)
         {
@@ -62,6 +66,11 @@ internal static class Hold
                     var start = Stopwatch.GetTimestamp();
                     var status = Probe.HttpGet(http, "/health/ready", 2000, scratch);
                     var took = PingPong.Nanos(Stopwatch.GetTimestamp() - start);
+                    if (took > SlowProbeNanos)
+                    {
+                        Console.Error.WriteLine($"  [hold {target}] {sw.Elapsed.TotalSeconds,5:0.0}s slow /health/ready: {took / 1e6:0} ms (status {status})");
+                    }
+
                     lock (probes)
                     {
                         probeCount++;
@@ -83,7 +92,6 @@ internal static class Hold
         }
 
         var banner = greeting ? ReadBannerLength(endPoint, timeoutMs) : 0;
-        var sw = Stopwatch.StartNew();
         long rssPeak = rssBefore;
         var peakLock = new object();
         void SampleRss()
