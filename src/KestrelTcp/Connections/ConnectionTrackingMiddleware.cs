@@ -9,7 +9,8 @@ namespace KestrelTcp.Connections;
 /// <summary>
 /// Sees every accepted connection of a listener: counts it, wraps its transport to count bytes,
 /// keeps it in the listener's open set, turns a close request into a canceled read (so handlers
-/// finish gracefully), and on the way out records why and how long, and logs one event.
+/// finish gracefully), and on the way out records why and how long, logs one event, and gives back
+/// the place <see cref="ConnectionLimitMiddleware"/> took under the listener's limits.
 /// </summary>
 internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, ListenerRuntime listener, KestrelTcpMetrics metrics, ILogger logger, TimeProvider time)
 {
@@ -59,6 +60,9 @@ internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, List
                 Log.ConnectionClosed(logger, level, listener.Name, connection.ConnectionId, tracked.Remote?.ToString(),
                     duration.TotalMilliseconds, tracked.BytesReceived, tracked.BytesSent, reason);
             }
+
+            // The place ConnectionLimitMiddleware took for this connection.
+            listener.Limiter.Release(ConnectionLimiter.ClientAddress(connection.RemoteEndPoint));
         }
     }
 

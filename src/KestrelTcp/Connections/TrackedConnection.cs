@@ -146,15 +146,17 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
             return FlushAsync(_output.FlushAsync());
         }
 
+        var sender = SocketSenderPool.Shared.Rent();
         if (data.IsSingleSegment)
         {
             ValueTask<int> pending;
             try
             {
-                pending = _socket.SendAsync(data.First, SocketFlags.None);
+                pending = sender.SendAsync(_socket, data.First);
             }
             catch (ObjectDisposedException)
             {
+                SocketSenderPool.Shared.Return(sender);
                 ClientCompleted = true;
                 return new ValueTask<bool>(false);
             }
@@ -163,13 +165,19 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
             {
                 var sent = pending.Result;
                 Sent(sent);
-                return sent == data.Length ? new ValueTask<bool>(true) : SendRestAsync(data.Slice(sent), default, false);
+                if (sent == data.Length)
+                {
+                    SocketSenderPool.Shared.Return(sender);
+                    return new ValueTask<bool>(true);
+                }
+
+                return SendRestAsync(sender, data.Slice(sent), default, false);
             }
 
-            return SendRestAsync(data, pending, true);
+            return SendRestAsync(sender, data, pending, true);
         }
 
-        return SendRestAsync(data, default, false);
+        return SendRestAsync(sender, data, default, false);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
@@ -177,7 +185,7 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
 
     /// <summary>The slow path: a send that did not complete at once (<paramref name="first"/>, for the start of a single segment), a partial send, or several segments.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> SendRestAsync(ReadOnlySequence<byte> data, ValueTask<int> first, bool hasFirst)
+    private async ValueTask<bool> SendRestAsync(SocketSender sender, ReadOnlySequence<byte> data, ValueTask<int> first, bool hasFirst)
     {
         try
         {
@@ -193,7 +201,7 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
                 var rest = segment;
                 while (!rest.IsEmpty)
                 {
-                    var sent = await _socket!.SendAsync(rest, SocketFlags.None);
+                    var sent = await sender.SendAsync(_socket!, rest);
                     Sent(sent);
                     rest = rest[sent..];
                 }
@@ -206,6 +214,10 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
             // Reset by the client, or the socket closed under us by an abort: either way nothing more can be sent.
             ClientCompleted = true;
             return false;
+        }
+        finally
+        {
+            SocketSenderPool.Shared.Return(sender);
         }
     }
 

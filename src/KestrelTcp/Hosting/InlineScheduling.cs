@@ -19,15 +19,20 @@ public static class InlineScheduling
     public const string SocketsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 
     /// <summary>
-    /// Turns the runtime's half on, unless the operator set the variable (to <c>0</c> to keep socket
-    /// completions on the thread pool). Must run before the process makes its first socket.
+    /// Turns the runtime's half on if <c>KestrelTcp:Transport:InlineScheduling</c> is not <c>false</c>,
+    /// unless the operator set the variable (to <c>0</c> to keep socket completions on the thread
+    /// pool). Must run before the process makes its first socket and before the host is built
+    /// (building it creates Kestrel's transport, which reads <see cref="IsActive(KestrelTcpOptions?)"/>).
+    /// An unreadable value is left to the options validator, which stops start-up naming the key.
     /// </summary>
-    public static void PrepareSockets(KestrelTcpOptions options)
+    public static void PrepareSockets(IConfiguration configuration)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        if (SocketsVariableToSet(options.InlineScheduling, Environment.GetEnvironmentVariable(SocketsVariable)) is { } value)
+        ArgumentNullException.ThrowIfNull(configuration);
+        var text = configuration[$"{KestrelTcpOptions.SectionName}:Transport:InlineScheduling"];
+        var configured = string.IsNullOrEmpty(text) || (bool.TryParse(text, out var value) && value);
+        if (SocketsVariableToSet(configured, Environment.GetEnvironmentVariable(SocketsVariable)) is { } toSet)
         {
-            Environment.SetEnvironmentVariable(SocketsVariable, value);
+            Environment.SetEnvironmentVariable(SocketsVariable, toSet);
         }
     }
 

@@ -32,6 +32,7 @@ internal sealed class KestrelEndpointSetup(KestrelTcpRuntime runtime, KestrelTcp
             Listen(options, definition.Address, definition.Port ?? 0, definition.UnixSocketPath, listen =>
             {
                 listener.ListenOptions = listen;
+                // Limits, then tracking, in this order and adjacent: tracking gives back what limits took.
                 listen.Use(next => new ConnectionLimitMiddleware(next, listener, logger, time).OnConnectionAsync);
                 listen.Use(next => new ConnectionTrackingMiddleware(next, listener, metrics, logger, time).OnConnectionAsync);
                 if (definition.Limits.IdleTimeout > TimeSpan.Zero)

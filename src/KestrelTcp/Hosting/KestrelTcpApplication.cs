@@ -31,8 +31,7 @@ public static class KestrelTcpApplication
         {
             // Validate first, so invalid configuration is reported as the list of problems alone,
             // not after the host's own "Hosting failed to start" error with a stack trace.
-            var options = app.Services.GetRequiredService<IOptions<KestrelTcp.Configuration.KestrelTcpOptions>>().Value;
-            InlineScheduling.PrepareSockets(options);
+            _ = app.Services.GetRequiredService<IOptions<KestrelTcp.Configuration.KestrelTcpOptions>>().Value;
             await app.RunAsync();
             return ExitCodes.Success;
         }

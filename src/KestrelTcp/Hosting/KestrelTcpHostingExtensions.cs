@@ -22,6 +22,7 @@ public static class KestrelTcpHostingExtensions
     public static KestrelTcpBuilder AddKestrelTcp(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        InlineScheduling.PrepareSockets(builder.Configuration);
         builder.Logging.AddKestrelTcpSerilog();
         return builder.Services.AddKestrelTcp();
     }

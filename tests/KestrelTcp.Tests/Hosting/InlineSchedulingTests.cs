@@ -77,4 +77,18 @@ public class InlineSchedulingTests
         Assert.Equal(toSet, InlineScheduling.SocketsVariableToSet(configured, before));
         Assert.Equal(kestrelInline, InlineScheduling.IsActive(configured, toSet ?? before));
     }
+
+    [Theory]
+    [InlineData(null, "True")]
+    [InlineData("false", "False")]
+    public async Task Server_AsAUserStartsIt_TurnsInlineSchedulingOnItself(string? setting, string expected)
+    {
+        // No DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS in the child's environment (BuiltServer drops it):
+        // the server must set it before Kestrel's transport is built, or Kestrel's half stays off.
+        using var server = setting is null
+            ? await ChildServer.StartAsync()
+            : await ChildServer.StartAsync(("KestrelTcp:Transport:InlineScheduling", setting));
+        await TestServer.WaitUntilAsync(() => Task.FromResult(server.Output.Contains("Transport: inline scheduling", StringComparison.Ordinal)));
+        Assert.Contains($"Transport: inline scheduling {expected},", server.Output, StringComparison.Ordinal);
+    }
 }

@@ -12,10 +12,13 @@ public static class BuiltServer
     /// <summary>Starts <c>dotnet KestrelTcp.dll</c> with <paramref name="arguments"/>, in the binary's folder, with the test's environment plus <paramref name="environment"/>.</summary>
     public static ServerProcess Start(IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
     {
-        // The test runner's own ASP.NET Core and KestrelTcp settings must not leak into the server.
+        // The test runner's own ASP.NET Core and KestrelTcp settings must not leak into the server,
+        // nor the inline socket completions tests/test.runsettings gives the test host: the server
+        // turns those on itself, as it must for a user.
         var env = System.Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
             .Where(e => !((string)e.Key).StartsWith("KestrelTcp", StringComparison.OrdinalIgnoreCase)
-                && !((string)e.Key).StartsWith("ASPNETCORE_", StringComparison.OrdinalIgnoreCase))
+                && !((string)e.Key).StartsWith("ASPNETCORE_", StringComparison.OrdinalIgnoreCase)
+                && (string)e.Key != KestrelTcp.Hosting.InlineScheduling.SocketsVariable)
             .ToDictionary(e => (string)e.Key, e => (string?)e.Value ?? "");
         env["DOTNET_ENVIRONMENT"] = "Production";
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
