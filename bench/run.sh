@@ -164,7 +164,11 @@ if wants hold; then
   start_servers
   hold_case kestreltcp echo
   hold_case reference echo
-  [[ $GREETING == 1 ]] && hold_case kestreltcp greeting
+  if [[ $GREETING == 1 ]]; then
+    stop_servers
+    start_servers
+    hold_case kestreltcp greeting
+  fi
 fi
 
 echo >&2

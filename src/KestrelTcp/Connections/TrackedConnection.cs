@@ -129,9 +129,9 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
     /// the socket's send buffer (so a client that does not read holds the caller here: backpressure).
     /// Over Kestrel's socket transport the bytes go from the caller's buffer (typically the input
     /// pipe's, before <c>AdvanceTo</c>) straight to the socket, skipping the copy into the output pipe
-    /// and its send loop: the C reference's recv-then-send, measured 1.7× the bulk Echo throughput per
-    /// server core of copying (docs/benchmarks.md). A caller must not also have unflushed output in
-    /// the pipe. Elsewhere (in-memory transports) it writes and flushes <see cref="Output"/>.
+    /// and its send loop, as the C reference's recv-then-send does (docs/benchmarks.md, round 2). A
+    /// caller must not also write to <see cref="Output"/>: bytes still queued there could be overtaken.
+    /// Elsewhere (in-memory transports) it writes and flushes <see cref="Output"/>.
     /// Returns false once the client is gone (reset, or the connection was aborted).
     /// </summary>
     public ValueTask<bool> SendDirectAsync(in ReadOnlySequence<byte> data)

@@ -9,7 +9,7 @@ namespace KestrelTcp.Hosting;
 /// completions (the <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS</c> environment variable, read once
 /// when the first socket is made) and Kestrel's <c>SocketTransportOptions.UnsafePreferInlineScheduling</c>.
 /// Measured on the benchmark (docs/benchmarks.md): one-connection ping-pong 0.65 → 0.89 of the C
-/// reference, 100 connections 0.71 → 0.96; Kestrel's half alone made bulk Echo 2.5× slower. It is
+/// reference, 100 connections 0.71 → 0.96; Kestrel's half alone made bulk Echo much slower. It is
 /// safe because no handler blocks a thread (the house rule for handlers, see README); a handler that
 /// blocked would stall every connection on its event thread.
 /// </summary>
