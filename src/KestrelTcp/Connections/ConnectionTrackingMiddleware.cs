@@ -9,60 +9,68 @@ namespace KestrelTcp.Connections;
 /// <summary>
 /// Sees every accepted connection of a listener: counts it, wraps its transport to count bytes,
 /// keeps it in the listener's open set, turns a close request into a canceled read (so handlers
-/// finish gracefully), and on the way out records why and how long, logs one event, and gives back
+/// finish gracefully; queued to the thread pool, so that with inline scheduling the server's drain
+/// loop does not run each handler's finish itself), and on the way out records why and how long, logs one event, and gives back
 /// the place <see cref="ConnectionLimitMiddleware"/> took under the listener's limits.
 /// </summary>
 internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, ListenerRuntime listener, KestrelTcpMetrics metrics, ILogger logger, TimeProvider time)
 {
     public async Task OnConnectionAsync(ConnectionContext connection)
     {
-        var transport = connection.Transport;
-        var tracked = new TrackedConnection(connection, transport, time, listener.Stats);
-        connection.Features.Set<ICloseReasonFeature>(tracked);
-        connection.Features.Set(tracked);
-        connection.Transport = tracked;
-        listener.OnAccepted(tracked);
-
-        using var closeRequested = connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested
-            .UnsafeRegister(static state => ((TrackedConnection)state!).CancelPendingRead(), tracked);
+        // The place ConnectionLimitMiddleware took for this connection goes back whatever happens below.
+        var client = ConnectionLimiter.ClientAddress(connection.RemoteEndPoint);
         try
         {
-            await next(connection);
-        }
-        catch (Exception ex) when (IsClientGone(ex))
-        {
-            // A reset or a vanished client is ordinary network life, not our fault.
-            tracked.SetCloseReason(CloseReason.Client);
-        }
-        catch (Exception ex)
-        {
-            tracked.SetCloseReason(CloseReason.Error);
-            Log.ConnectionFailed(logger, ex, listener.Name, connection.ConnectionId);
+            var transport = connection.Transport;
+            var tracked = new TrackedConnection(connection, transport, time, listener.Stats);
+            connection.Features.Set<ICloseReasonFeature>(tracked);
+            connection.Features.Set(tracked);
+            connection.Transport = tracked;
+            listener.OnAccepted(tracked);
+
+            using var closeRequested = connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested
+                .UnsafeRegister(static state => ThreadPool.UnsafeQueueUserWorkItem(
+                    static connection => connection.CancelPendingRead(), (TrackedConnection)state!, preferLocal: false), tracked);
+            try
+            {
+                await next(connection);
+            }
+            catch (Exception ex) when (IsClientGone(ex))
+            {
+                // A reset or a vanished client is ordinary network life, not our fault.
+                tracked.SetCloseReason(CloseReason.Client);
+            }
+            catch (Exception ex)
+            {
+                tracked.SetCloseReason(CloseReason.Error);
+                Log.ConnectionFailed(logger, ex, listener.Name, connection.ConnectionId);
+            }
+            finally
+            {
+                tracked.Finished = true;
+                connection.Transport = transport;
+                var reason = tracked.CloseReason;
+                if (reason == CloseReason.None)
+                {
+                    reason = tracked.ClientCompleted ? CloseReason.Client : CloseReason.Server;
+                }
+
+                var duration = tracked.Duration(time.GetTimestamp());
+                listener.OnClosed(tracked, reason, duration.TotalSeconds);
+                metrics.RecordDuration(listener, duration.TotalSeconds);
+
+                // Load-balancer probes connect and send nothing: at Debug, they do not flood the log.
+                var level = tracked.BytesReceived > 0 ? LogLevel.Information : LogLevel.Debug;
+                if (logger.IsEnabled(level))
+                {
+                    Log.ConnectionClosed(logger, level, listener.Name, connection.ConnectionId, tracked.Remote?.ToString(),
+                        duration.TotalMilliseconds, tracked.BytesReceived, tracked.BytesSent, reason);
+                }
+            }
         }
         finally
         {
-            tracked.Finished = true;
-            connection.Transport = transport;
-            var reason = tracked.CloseReason;
-            if (reason == CloseReason.None)
-            {
-                reason = tracked.ClientCompleted ? CloseReason.Client : CloseReason.Server;
-            }
-
-            var duration = tracked.Duration(time.GetTimestamp());
-            listener.OnClosed(tracked, reason, duration.TotalSeconds);
-            metrics.RecordDuration(listener, duration.TotalSeconds);
-
-            // Load-balancer probes connect and send nothing: at Debug, they do not flood the log.
-            var level = tracked.BytesReceived > 0 ? LogLevel.Information : LogLevel.Debug;
-            if (logger.IsEnabled(level))
-            {
-                Log.ConnectionClosed(logger, level, listener.Name, connection.ConnectionId, tracked.Remote?.ToString(),
-                    duration.TotalMilliseconds, tracked.BytesReceived, tracked.BytesSent, reason);
-            }
-
-            // The place ConnectionLimitMiddleware took for this connection.
-            listener.Limiter.Release(ConnectionLimiter.ClientAddress(connection.RemoteEndPoint));
+            listener.Limiter.Release(client);
         }
     }
 

@@ -202,6 +202,11 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
                 while (!rest.IsEmpty)
                 {
                     var sent = await sender.SendAsync(_socket!, rest);
+                    if (sent == 0)
+                    {
+                        throw new SocketException((int)SocketError.ConnectionReset);
+                    }
+
                     Sent(sent);
                     rest = rest[sent..];
                 }
@@ -242,10 +247,9 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
             if (IdleFor(now) >= idleTimeout)
             {
                 _idleSignalledAt = now;
-                SetCloseReason(CloseReason.IdleTimeout);
                 // Not on the heartbeat thread: with inline scheduling the handler's continuation would
                 // run right here, and Kestrel's heartbeat serves every connection of the server.
-                ThreadPool.UnsafeQueueUserWorkItem(static connection => connection.CancelPendingRead(), this, preferLocal: false);
+                ThreadPool.UnsafeQueueUserWorkItem(static connection => connection.SignalIdle(), this, preferLocal: false);
             }
         }
         else if (_time.GetElapsedTime(_idleSignalledAt, now) >= idleTimeout)
@@ -253,6 +257,24 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
             // The handler did not finish when asked (it is blocked writing to a client that never reads).
             Abort("Idle timeout");
         }
+    }
+
+    /// <summary>Ends an idle connection, unless data arrived between the heartbeat's check and now.</summary>
+    private void SignalIdle()
+    {
+        if (Finished)
+        {
+            return;
+        }
+
+        if (IdleFor(_time.GetTimestamp()) < IdleTimeout)
+        {
+            _idleSignalledAt = 0;
+            return;
+        }
+
+        SetCloseReason(CloseReason.IdleTimeout);
+        CancelPendingRead();
     }
 
     private void OnRead(in ReadResult result, long unconsumedBefore)

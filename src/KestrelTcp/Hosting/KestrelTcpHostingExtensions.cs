@@ -53,7 +53,7 @@ public static class KestrelTcpHostingExtensions
             // handler examined: it is the real per-connection input bound. Kestrel's 1 MiB suits HTTP
             // request bodies; for many small TCP conversations and clients that never read it meant
             // up to 1 MiB in plus as much echoed out per connection. 128 KiB keeps a bulk Echo
-            // stream's window (several 16 KiB reads) while bounding a hostile connection to a few
+            // stream's window (two 64 KiB reads) while bounding a hostile connection to a few
             // hundred KiB (docs/operations.md).
             transport.MaxReadBufferSize = MaxReadBufferSize;
             transport.UnsafePreferInlineScheduling = InlineScheduling.IsActive(options.ValueOrNull());

@@ -21,8 +21,14 @@ internal sealed class LargeBlockMemoryPoolFactory(int blockSize, int retainedBlo
     /// </summary>
     public const int DefaultBlockSize = 64 * 1024;
 
-    /// <summary>Blocks kept for reuse per pool (8 MiB at 64 KiB); beyond that a returned block is left to the GC.</summary>
-    public const int DefaultRetainedBlocks = 128;
+    /// <summary>
+    /// Blocks kept for reuse per pool (2 MiB at 64 KiB); beyond that a returned block is left to the GC.
+    /// Kestrel makes one pool per endpoint and I/O queue (one queue per core, up to 16), so the
+    /// retained total is this × endpoints × queues at worst: 32 MiB for four endpoints on four cores.
+    /// With inline scheduling a block is back in the pool as soon as its bytes are sent, so few are
+    /// out at once even under bulk load.
+    /// </summary>
+    public const int DefaultRetainedBlocks = 32;
 
     public MemoryPool<byte> Create(MemoryPoolOptions? options = null) => new LargeBlockMemoryPool(blockSize, retainedBlocks);
 }
@@ -38,6 +44,7 @@ internal sealed class LargeBlockMemoryPool(int blockSize, int retainedBlocks) : 
     private readonly Block?[] _free = new Block?[retainedBlocks];
     private readonly Lock _lock = new();
     private int _freeCount;
+    private bool _disposed;
 
     public override int MaxBufferSize => blockSize;
 
@@ -62,6 +69,7 @@ internal sealed class LargeBlockMemoryPool(int blockSize, int retainedBlocks) : 
     {
         lock (_lock)
         {
+            _disposed = true;
             Array.Clear(_free);
             _freeCount = 0;
         }
@@ -71,7 +79,7 @@ internal sealed class LargeBlockMemoryPool(int blockSize, int retainedBlocks) : 
     {
         lock (_lock)
         {
-            if (_freeCount < _free.Length)
+            if (!_disposed && _freeCount < _free.Length)
             {
                 _free[_freeCount++] = block;
             }

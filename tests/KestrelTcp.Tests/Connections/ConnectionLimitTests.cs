@@ -156,6 +156,51 @@ public class ConnectionLimitTests
     }
 
     [Fact]
+    public async Task MaxConnections_CloseAccountingThrows_PlaceStillGivenBack()
+    {
+        // A log provider that throws on the close event (Microsoft.Extensions.Logging re-throws it):
+        // the connection's place under MaxConnections must come back all the same.
+        await using var server = await TestServer.StartAsync(
+            [TestServer.Listener("echo", "Echo", ("MaxConnections", "1"))],
+            services => services.AddSingleton<ILoggerProvider>(new ThrowingLoggerProvider("ConnectionClosed")));
+        for (var i = 0; i < 3; i++)
+        {
+            await using (var client = await ConnectEchoingAsync(server, "echo"))
+            {
+            }
+
+            await TestServer.WaitUntilAsync(() => Task.FromResult(server.Runtime.Find("echo")!.OpenCount == 0), because: "the connection to close");
+        }
+
+        Assert.Equal(0, await server.MetricAsync(Rejected, ("listener", "echo"), ("reason", "max_connections")));
+    }
+
+    private sealed class ThrowingLoggerProvider(string eventName) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => new Logger(eventName);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(string eventName) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                if (eventId.Name == eventName)
+                {
+                    throw new InvalidOperationException("log sink failed");
+                }
+            }
+        }
+    }
+
+    [Fact]
     public async Task Rejections_Flood_LoggedAtMostOncePerSecondPerListenerWithTheCount()
     {
         var logs = new CapturingLoggerProvider();
