@@ -1,3 +1,4 @@
+using System.Text;
 using KestrelTcp.Hosting;
 using KestrelTcp.Tests.Infrastructure;
 using Microsoft.AspNetCore.Connections;
@@ -90,5 +91,18 @@ public class InlineSchedulingTests
             : await ChildServer.StartAsync(("KestrelTcp:Transport:InlineScheduling", setting));
         await TestServer.WaitUntilAsync(() => Task.FromResult(server.Output.Contains("Transport: inline scheduling", StringComparison.Ordinal)));
         Assert.Contains($"Transport: inline scheduling {expected},", server.Output, StringComparison.Ordinal);
+
+        // The runtime's half: with inline completions the runtime runs one socket event thread per
+        // processor, otherwise one per 30 (see SocketAsyncEngine.GetEngineCount), so on a machine
+        // with more than one processor the thread count tells which mode the server's sockets run in.
+        if (Environment.ProcessorCount > 1)
+        {
+            await using var client = await server.ConnectAsync("echo");
+            await client.SendAsync("x");
+            Assert.Equal("x", Encoding.ASCII.GetString(await client.ReadExactlyAsync(1)));
+            var socketThreads = Directory.GetDirectories($"/proc/{server.Pid}/task")
+                .Count(task => File.ReadAllText(Path.Combine(task, "comm")).Trim() == ".NET Sockets");
+            Assert.Equal(expected == "True" ? Environment.ProcessorCount : 1, socketThreads);
+        }
     }
 }
