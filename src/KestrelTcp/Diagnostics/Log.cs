@@ -37,4 +37,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 8, EventName = "TransportStarted", Level = LogLevel.Information,
         Message = "Transport: inline scheduling {InlineScheduling}, {BlockSize}-byte buffers, {MaxReadBufferSize} bytes read ahead per connection at most")]
     public static partial void TransportStarted(ILogger logger, bool inlineScheduling, int blockSize, long maxReadBufferSize);
+
+    [LoggerMessage(EventId = 9, EventName = "LogEventsDropped", Level = LogLevel.Warning,
+        Message = "Logging: {Dropped} log event(s) were dropped because the console could not keep up ({Total} since start)")]
+    public static partial void LogEventsDropped(ILogger logger, long dropped, long total);
 }

@@ -1,6 +1,7 @@
 using Serilog;
 using Serilog.Events;
 using Serilog.Extensions.Logging;
+using Serilog.Sinks.Async;
 
 namespace KestrelTcp.Diagnostics;
 
@@ -8,7 +9,8 @@ namespace KestrelTcp.Diagnostics;
 /// Serilog from the <c>Serilog</c> configuration section. The logger is built when the host first
 /// asks for logging, so it sees the final configuration (files, environment, command line, tests).
 /// Without a <c>Serilog:WriteTo</c> it writes to the console through the async sink, so that a
-/// slow terminal or pipe never blocks a connection.
+/// slow terminal or pipe never blocks a connection; what that sink has to drop is counted and
+/// reported by <see cref="LogDropReporter"/>.
 /// </summary>
 internal static class SerilogSetup
 {
@@ -17,11 +19,14 @@ internal static class SerilogSetup
         logging.ClearProviders();
         // Serilog's own minimum level decides; Microsoft.Extensions.Logging passes everything on.
         logging.SetMinimumLevel(LogLevel.Trace);
-        logging.Services.AddSingleton<ILoggerProvider>(sp => new SerilogLoggerProvider(CreateLogger(sp.GetRequiredService<IConfiguration>()), dispose: true));
+        logging.Services.AddSingleton<LogDropMonitor>();
+        logging.Services.AddHostedService<LogDropReporter>();
+        logging.Services.AddSingleton<ILoggerProvider>(sp => new SerilogLoggerProvider(
+            CreateLogger(sp.GetRequiredService<IConfiguration>(), sp.GetRequiredService<LogDropMonitor>()), dispose: true));
         return logging;
     }
 
-    public static Serilog.ILogger CreateLogger(IConfiguration configuration)
+    public static Serilog.ILogger CreateLogger(IConfiguration configuration, IAsyncLogEventSinkMonitor? monitor = null)
     {
         var logger = new LoggerConfiguration()
             .MinimumLevel.Information()
@@ -37,7 +42,7 @@ internal static class SerilogSetup
         {
             logger.WriteTo.Async(sink => sink.Console(
                 outputTemplate: "[{Timestamp:yyyy-MM-dd HH:mm:ss.fff} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}",
-                formatProvider: System.Globalization.CultureInfo.InvariantCulture));
+                formatProvider: System.Globalization.CultureInfo.InvariantCulture), monitor: monitor);
         }
 
         return logger.CreateLogger();
