@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Threading.Tasks.Sources;
+using KestrelTcp.Hosting;
 
 namespace KestrelTcp.Connections;
 
@@ -15,38 +16,17 @@ internal sealed class SocketSenderPool(int retained)
     /// <summary>The process-wide pool: a sender is busy only for the length of one send.</summary>
     public static readonly SocketSenderPool Shared = new(64);
 
-    private readonly SocketSender?[] _free = new SocketSender?[retained];
-    private readonly Lock _lock = new();
-    private int _count;
+    private readonly BoundedStack<SocketSender> _free = new(retained);
 
-    public SocketSender Rent()
-    {
-        lock (_lock)
-        {
-            if (_count > 0)
-            {
-                var sender = _free[--_count]!;
-                _free[_count] = null;
-                return sender;
-            }
-        }
-
-        return new SocketSender();
-    }
+    public SocketSender Rent() => _free.TryPop(out var sender) ? sender : new SocketSender();
 
     public void Return(SocketSender sender)
     {
         sender.Clear();
-        lock (_lock)
+        if (!_free.TryPush(sender))
         {
-            if (_count < _free.Length)
-            {
-                _free[_count++] = sender;
-                return;
-            }
+            sender.Dispose();
         }
-
-        sender.Dispose();
     }
 }
 

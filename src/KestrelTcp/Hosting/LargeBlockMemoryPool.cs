@@ -41,55 +41,24 @@ internal sealed class LargeBlockMemoryPoolFactory(int blockSize, int retainedBlo
 /// </summary>
 internal sealed class LargeBlockMemoryPool(int blockSize, int retainedBlocks) : MemoryPool<byte>
 {
-    private readonly Block?[] _free = new Block?[retainedBlocks];
-    private readonly Lock _lock = new();
-    private int _freeCount;
-    private bool _disposed;
+    private readonly BoundedStack<Block> _free = new(retainedBlocks);
 
     public override int MaxBufferSize => blockSize;
 
     public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, blockSize);
-        lock (_lock)
-        {
-            if (_freeCount > 0)
-            {
-                var block = _free[--_freeCount]!;
-                _free[_freeCount] = null;
-                return block;
-            }
-        }
 
         // Pinned (POH): the socket pins every buffer it reads into; pinned-at-birth costs that nothing.
-        return new Block(this, GC.AllocateUninitializedArray<byte>(blockSize, pinned: true));
+        return _free.TryPop(out var block) ? block : new Block(this, GC.AllocateUninitializedArray<byte>(blockSize, pinned: true));
     }
 
-    protected override void Dispose(bool disposing)
-    {
-        lock (_lock)
-        {
-            _disposed = true;
-            Array.Clear(_free);
-            _freeCount = 0;
-        }
-    }
-
-    private void Return(Block block)
-    {
-        lock (_lock)
-        {
-            if (!_disposed && _freeCount < _free.Length)
-            {
-                _free[_freeCount++] = block;
-            }
-        }
-    }
+    protected override void Dispose(bool disposing) => _free.Close();
 
     private sealed class Block(LargeBlockMemoryPool pool, byte[] array) : IMemoryOwner<byte>
     {
         public Memory<byte> Memory { get; } = array;
 
-        public void Dispose() => pool.Return(this);
+        public void Dispose() => pool._free.TryPush(this);
     }
 }
