@@ -138,12 +138,7 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
     {
         if (_socket is null)
         {
-            foreach (var segment in data)
-            {
-                _output.Write(segment.Span);
-            }
-
-            return FlushAsync(_output.FlushAsync());
+            return WriteAndFlushAsync(_output, data);
         }
 
         var sender = SocketSenderPool.Shared.Rent();
@@ -178,6 +173,18 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
         }
 
         return SendRestAsync(sender, data, default, false);
+    }
+
+    /// <summary>Copies <paramref name="data"/> into <paramref name="output"/> and flushes; false once the flush finds the client gone.</summary>
+    public static ValueTask<bool> WriteAndFlushAsync(PipeWriter output, in ReadOnlySequence<byte> data)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        foreach (var segment in data)
+        {
+            output.Write(segment.Span);
+        }
+
+        return FlushAsync(output.FlushAsync());
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]

@@ -49,29 +49,15 @@ public sealed class EchoHandler : ConnectionHandler
                 }
             }
 
+            // Over a socket, straight from the input buffer (no copy); then release the buffer.
             var buffer = result.Buffer;
-            if (tracked is not null)
+            var sent = buffer.IsEmpty || await (tracked is not null
+                ? tracked.SendDirectAsync(buffer)
+                : TrackedConnection.WriteAndFlushAsync(output, buffer));
+            input.AdvanceTo(buffer.End);
+            if (!sent)
             {
-                // Straight from the input buffer to the socket (no copy), then release the buffer.
-                var sent = buffer.IsEmpty || await tracked.SendDirectAsync(buffer);
-                input.AdvanceTo(buffer.End);
-                if (!sent)
-                {
-                    return;
-                }
-            }
-            else
-            {
-                foreach (var segment in buffer)
-                {
-                    output.Write(segment.Span);
-                }
-
-                input.AdvanceTo(buffer.End);
-                if (!buffer.IsEmpty && (await output.FlushAsync()).IsCompleted)
-                {
-                    return;
-                }
+                return;
             }
 
             if (result.IsCompleted)
