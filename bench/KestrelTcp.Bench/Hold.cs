@@ -119,7 +119,7 @@ internal static class Hold
                     s.Connect(endPoint);
                     if (greeting)
                     {
-                        ReadExactly(s, scratch, banner);
+                        Probe.ReadExactly(s, scratch, banner);
                     }
 
                     healthy[i] = true;
@@ -244,7 +244,7 @@ internal static class Hold
             s.Connect(endPoint);
             if (greeting)
             {
-                ReadExactly(s, scratch, banner);
+                Probe.ReadExactly(s, scratch, banner);
             }
 
             Ping(s, payload, scratch, greeting, i, ignored);
@@ -267,7 +267,7 @@ internal static class Hold
                 var line = Encoding.ASCII.GetBytes($"p{seq & 0xFFFFFFFFFFFFF:x14}\n");
                 socket.Send(line);
                 var expected = Encoding.ASCII.GetBytes($"Hello, p{seq & 0xFFFFFFFFFFFFF:x14}!\r\n");
-                ReadExactly(socket, scratch, expected.Length);
+                Probe.ReadExactly(socket, scratch, expected.Length);
                 if (!scratch.AsSpan(0, expected.Length).SequenceEqual(expected))
                 {
                     throw new BenchException("corrupt");
@@ -277,7 +277,7 @@ internal static class Hold
             {
                 BinaryPrimitives.WriteInt64LittleEndian(payload, seq);
                 socket.Send(payload);
-                ReadExactly(socket, scratch, payload.Length);
+                Probe.ReadExactly(socket, scratch, payload.Length);
                 if (!scratch.AsSpan(0, payload.Length).SequenceEqual(payload))
                 {
                     throw new BenchException("corrupt");
@@ -290,21 +290,6 @@ internal static class Hold
         {
             failures.Add(Failures.Kind(e));
             return false;
-        }
-    }
-
-    private static void ReadExactly(Socket socket, byte[] buffer, int length)
-    {
-        var got = 0;
-        while (got < length)
-        {
-            var n = socket.Receive(buffer, got, length - got, SocketFlags.None);
-            if (n == 0)
-            {
-                throw new BenchException("eof");
-            }
-
-            got += n;
         }
     }
 

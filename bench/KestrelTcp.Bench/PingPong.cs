@@ -84,17 +84,7 @@ internal static class PingPong
                 BinaryPrimitives.WriteInt64LittleEndian(send, i);
                 var start = Stopwatch.GetTimestamp();
                 socket.Send(send, SocketFlags.None);
-                var got = 0;
-                while (got < size)
-                {
-                    var n = socket.Receive(receive, got, size - got, SocketFlags.None);
-                    if (n == 0)
-                    {
-                        throw new BenchException("eof");
-                    }
-
-                    got += n;
-                }
+                Probe.ReadExactly(socket, receive, size);
 
                 var end = Stopwatch.GetTimestamp();
                 if (!receive.AsSpan().SequenceEqual(send))

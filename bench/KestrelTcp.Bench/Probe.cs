@@ -60,6 +60,22 @@ internal static class Probe
 
     public static double OwnCpuSeconds() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
 
+    /// <summary>Blocking receive of exactly <paramref name="length"/> bytes into <paramref name="buffer"/>; EOF first is a failure ("eof").</summary>
+    public static void ReadExactly(Socket socket, byte[] buffer, int length)
+    {
+        var got = 0;
+        while (got < length)
+        {
+            var n = socket.Receive(buffer, got, length - got, SocketFlags.None);
+            if (n == 0)
+            {
+                throw new BenchException("eof");
+            }
+
+            got += n;
+        }
+    }
+
     /// <summary>
     /// One HTTP/1.1 GET on a fresh connection, as a probe of an orchestrator makes it.
     /// Returns the status code, or a negative number when no answer came (-1 refused, -2 timeout, -3 other).
