@@ -23,13 +23,13 @@ public static class InlineScheduling
     /// unless the operator set the variable (to <c>0</c> to keep socket completions on the thread
     /// pool). Must run before the process makes its first socket and before the host is built
     /// (building it creates Kestrel's transport, which reads <see cref="IsActive(KestrelTcpOptions?)"/>).
-    /// An unreadable value is left to the options validator, which stops start-up naming the key.
     /// </summary>
     public static void PrepareSockets(IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
-        var text = configuration[$"{KestrelTcpOptions.SectionName}:Transport:InlineScheduling"];
-        var configured = string.IsNullOrEmpty(text) || (bool.TryParse(text, out var value) && value);
+        // Read as KestrelTcpOptionsReader reads it; a bad value is reported by the reader at start-up.
+        var configured = ConfigurationReading.ReadBool(
+            configuration.GetSection($"{KestrelTcpOptions.SectionName}:Transport"), "InlineScheduling", true, []);
         if (SocketsVariableToSet(configured, Environment.GetEnvironmentVariable(SocketsVariable)) is { } toSet)
         {
             Environment.SetEnvironmentVariable(SocketsVariable, toSet);
