@@ -30,6 +30,23 @@ public sealed class KestrelTcpOptions
     /// </summary>
     public bool InlineScheduling { get; set; } = true;
 
+    /// <summary>
+    /// Which transport serves the TCP listeners (<c>Transport:Kind</c>): KestrelTcp's own (<c>KestrelTcp</c>,
+    /// the default; see <see cref="KestrelTcp.Transport.TcpConnection"/>) or Kestrel's socket transport
+    /// (<c>Kestrel</c>). The HTTP port and Unix socket listeners always use Kestrel's.
+    /// </summary>
+    public TransportKind Transport { get; set; } = TransportKind.KestrelTcp;
+
     /// <summary>Problems found while reading configuration, each naming its key.</summary>
     internal List<string> Problems { get; } = [];
+}
+
+/// <summary>The transports a TCP listener can run on.</summary>
+public enum TransportKind
+{
+    /// <summary>KestrelTcp's own socket transport: no pipes per connection, a fraction of the memory per held connection.</summary>
+    KestrelTcp,
+
+    /// <summary>Kestrel's socket transport.</summary>
+    Kestrel,
 }

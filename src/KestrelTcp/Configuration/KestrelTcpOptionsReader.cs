@@ -31,6 +31,7 @@ internal sealed class KestrelTcpOptionsReader(IConfiguration configuration, IEnu
         options.Backlog = backlog.Value is { Length: > 0 } ? ReadInt(root, "Backlog", 512, 1, 65535, problems) : null;
 
         options.InlineScheduling = ReadBool(root.GetSection("Transport"), "InlineScheduling", true, problems);
+        options.Transport = ReadTransportKind(root.GetSection("Transport"), problems);
 
         options.Limits = ReadLimits(root.GetSection("Limits"), ConnectionLimits.Default, problems);
 
@@ -130,6 +131,23 @@ internal sealed class KestrelTcpOptionsReader(IConfiguration configuration, IEnu
             MaxLineLength = ReadInt(section, "MaxLineLength", defaults.MaxLineLength, 1, 1024 * 1024, problems, "1-1048576 bytes"),
         };
         return limits == defaults ? defaults : limits;
+    }
+
+    private static TransportKind ReadTransportKind(IConfigurationSection transport, List<string> problems)
+    {
+        var section = transport.GetSection("Kind");
+        if (section.Value is not { Length: > 0 } text)
+        {
+            return TransportKind.KestrelTcp;
+        }
+
+        if (Enum.TryParse<TransportKind>(text, ignoreCase: true, out var kind) && Enum.IsDefined(kind) && !char.IsDigit(text[0]))
+        {
+            return kind;
+        }
+
+        problems.Add($"{section.Path}: '{text}' is not a transport (KestrelTcp or Kestrel)");
+        return TransportKind.KestrelTcp;
     }
 
     private static int ReadPort(IConfigurationSection parent, string key, int fallback, List<string> problems)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using KestrelTcp.Diagnostics;
 using KestrelTcp.Hosting;
+using KestrelTcp.Transport;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 
@@ -8,9 +9,8 @@ namespace KestrelTcp.Connections;
 
 /// <summary>
 /// Sees every accepted connection of a listener: counts it, wraps its transport to count bytes,
-/// keeps it in the listener's open set, turns a close request into a canceled read (so handlers
-/// finish gracefully; queued to the thread pool, so that with inline scheduling the server's drain
-/// loop does not run each handler's finish itself), and on the way out records why and how long, logs one event, and gives back
+/// keeps it in the listener's open set (where the drain and the idle scan find it), and on the way
+/// out records why and how long, logs one event, and gives back
 /// the place <see cref="ConnectionLimitMiddleware"/> took under the listener's limits.
 /// </summary>
 internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, ListenerRuntime listener, KestrelTcpMetrics metrics, ILogger logger, TimeProvider time)
@@ -19,6 +19,7 @@ internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, List
     {
         // The place ConnectionLimitMiddleware took for this connection goes back whatever happens below.
         var client = ConnectionLimiter.ClientAddress(connection.RemoteEndPoint);
+        var released = false;
         try
         {
             var transport = connection.Transport;
@@ -27,10 +28,6 @@ internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, List
             connection.Features.Set(tracked);
             connection.Transport = tracked;
             listener.OnAccepted(tracked);
-
-            using var closeRequested = connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested
-                .UnsafeRegister(static state => ThreadPool.UnsafeQueueUserWorkItem(
-                    static connection => connection.CancelPendingRead(), (TrackedConnection)state!, preferLocal: false), tracked);
             try
             {
                 await next(connection);
@@ -49,6 +46,15 @@ internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, List
             {
                 tracked.Finished = true;
                 connection.Transport = transport;
+                if (connection is TcpConnection tcp)
+                {
+                    tcp.Observer = null;
+                }
+
+                // The place first: once the connection shows as closed anywhere, a new one may take it.
+                listener.Limiter.Release(client);
+                released = true;
+
                 var reason = tracked.CloseReason;
                 if (reason == CloseReason.None)
                 {
@@ -70,7 +76,10 @@ internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, List
         }
         finally
         {
-            listener.Limiter.Release(client);
+            if (!released)
+            {
+                listener.Limiter.Release(client);
+            }
         }
     }
 

@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using KestrelTcp.Diagnostics;
+using KestrelTcp.Transport;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 
@@ -15,27 +16,40 @@ namespace KestrelTcp.Connections;
 /// fields written only by the connection's own read and write paths; readers elsewhere (metrics,
 /// /connections) see values at most one read or write behind.
 /// </summary>
-internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
+internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature, ITransportObserver
 {
     private readonly ConnectionContext _context;
     private readonly TimeProvider _time;
-    private readonly CountingReader _input;
-    private readonly CountingWriter _output;
+    private readonly PipeReader _input;
+    private readonly PipeWriter _output;
     private readonly ListenerStats _stats;
     private readonly Socket? _socket;
     private long _publishedSent;
     private int _closeReason;
     private long _idleSignalledAt;
+    private TimeSpan _idleTimeout;
 
     public TrackedConnection(ConnectionContext context, IDuplexPipe transport, TimeProvider time, ListenerStats stats)
     {
         _context = context;
         _time = time;
         _stats = stats;
-        _input = new CountingReader(transport.Input, this);
-        _output = new CountingWriter(transport.Output, this);
-        // The tracking middleware is the first to wrap Kestrel's socket transport, so what this
-        // connection sends may go to the socket itself (see SendDirectAsync).
+        if (context is TcpConnection tcp && ReferenceEquals(transport, tcp))
+        {
+            // KestrelTcp's transport reports what it receives and sends: no wrappers (and no async
+            // frame of theirs) per connection.
+            tcp.Observer = this;
+            _input = transport.Input;
+            _output = transport.Output;
+        }
+        else
+        {
+            _input = new CountingReader(transport.Input, this);
+            _output = new CountingWriter(transport.Output, this);
+        }
+
+        // The tracking middleware is the first to wrap the transport, so what this connection
+        // sends may go to the socket itself (see SendDirectAsync).
         _socket = context.Features.Get<IConnectionSocketFeature>()?.Socket;
         StartTimestamp = time.GetTimestamp();
         LastReceiveTimestamp = StartTimestamp;
@@ -69,9 +83,6 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
     public bool ClientCompleted { get; private set; }
 
     public bool Finished { get; set; }
-
-    /// <summary>The listener's idle timeout, set by the idle timeout middleware.</summary>
-    public TimeSpan IdleTimeout { get; set; }
 
     public PipeReader Input => _input;
 
@@ -107,19 +118,16 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
     /// <summary>Asks the handler to finish: its pending or next read returns canceled.</summary>
     public void CancelPendingRead() => _input.CancelPendingRead();
 
-    /// <summary>Asks the connection to finish because the server is stopping.</summary>
+    /// <summary>
+    /// Asks the connection to finish because the server is stopping: Kestrel's close request is
+    /// raised (for handlers that watch it), and the pending read is canceled, on the thread pool so
+    /// that with inline scheduling the drain loop does not run each handler's finish itself.
+    /// </summary>
     public void RequestShutdown()
     {
         SetCloseReason(CloseReason.Shutdown);
-        // The close request cancels the pending read through the tracking middleware's registration.
-        if (_context.Features.Get<IConnectionLifetimeNotificationFeature>() is { } lifetime)
-        {
-            lifetime.RequestClose();
-        }
-        else
-        {
-            CancelPendingRead();
-        }
+        _context.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
+        ThreadPool.UnsafeQueueUserWorkItem(static connection => connection.CancelPendingRead(), this, preferLocal: false);
     }
 
     public void Abort(string reason) => _context.Abort(new ConnectionAbortedException(reason));
@@ -239,11 +247,14 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
         PublishSent();
     }
 
-    /// <summary>Called about once a second: closes the connection gracefully once idle too long, and aborts it if the handler ignores that.</summary>
-    public void CheckIdle()
+    /// <summary>
+    /// Called about once a second by the idle scan (<see cref="Hosting.IdleScan"/>): closes the connection
+    /// gracefully once it has received nothing for <paramref name="idleTimeout"/>, and aborts it if the
+    /// handler ignores that for as long again.
+    /// </summary>
+    public void CheckIdle(TimeSpan idleTimeout)
     {
-        var idleTimeout = IdleTimeout;
-        if (Finished)
+        if (Finished || idleTimeout <= TimeSpan.Zero)
         {
             return;
         }
@@ -254,8 +265,9 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
             if (IdleFor(now) >= idleTimeout)
             {
                 _idleSignalledAt = now;
-                // Not on the heartbeat thread: with inline scheduling the handler's continuation would
-                // run right here, and Kestrel's heartbeat serves every connection of the server.
+                _idleTimeout = idleTimeout;
+                // Not on the scan's thread: with inline scheduling the handler's continuation would
+                // run right here, and the scan serves every connection of the server.
                 ThreadPool.UnsafeQueueUserWorkItem(static connection => connection.SignalIdle(), this, preferLocal: false);
             }
         }
@@ -266,7 +278,7 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
         }
     }
 
-    /// <summary>Ends an idle connection, unless data arrived between the heartbeat's check and now.</summary>
+    /// <summary>Ends an idle connection, unless data arrived between the scan's check and now.</summary>
     private void SignalIdle()
     {
         if (Finished)
@@ -274,7 +286,7 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
             return;
         }
 
-        if (IdleFor(_time.GetTimestamp()) < IdleTimeout)
+        if (IdleFor(_time.GetTimestamp()) < _idleTimeout)
         {
             _idleSignalledAt = 0;
             return;
@@ -283,6 +295,19 @@ internal sealed class TrackedConnection : IDuplexPipe, ICloseReasonFeature
         SetCloseReason(CloseReason.IdleTimeout);
         CancelPendingRead();
     }
+
+    void ITransportObserver.OnReceived(int bytes)
+    {
+        BytesReceived += bytes;
+        LastReceiveTimestamp = _time.GetTimestamp();
+        _stats.AddBytesReceived(bytes);
+    }
+
+    void ITransportObserver.OnWritten(int bytes) => BytesSent += bytes;
+
+    void ITransportObserver.OnFlushed() => PublishSent();
+
+    void ITransportObserver.OnClientCompleted() => ClientCompleted = true;
 
     private void OnRead(in ReadResult result, long unconsumedBefore)
     {

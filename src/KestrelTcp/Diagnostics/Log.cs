@@ -35,8 +35,12 @@ internal static partial class Log
     public static partial void ConnectionFailed(ILogger logger, Exception exception, string listener, string connectionId);
 
     [LoggerMessage(EventId = 8, EventName = "TransportStarted", Level = LogLevel.Information,
-        Message = "Transport: inline scheduling {InlineScheduling}, {BlockSize}-byte buffers, {MaxReadBufferSize} bytes read ahead per connection at most")]
-    public static partial void TransportStarted(ILogger logger, bool inlineScheduling, int blockSize, long maxReadBufferSize);
+        Message = "Transport: {Transport} for {TcpEndpoints} TCP listener endpoint(s), inline scheduling {InlineScheduling}, {BlockSize}-byte buffers, {MaxReadBufferSize} bytes read ahead per connection at most")]
+    public static partial void TransportStarted(ILogger logger, string transport, int tcpEndpoints, bool inlineScheduling, int blockSize, long maxReadBufferSize);
+
+    [LoggerMessage(EventId = 10, EventName = "AcceptFailed", Level = LogLevel.Warning,
+        Message = "Accepting on {Endpoint} failed ({Error}); retrying in 50 ms")]
+    public static partial void AcceptFailed(ILogger logger, string endpoint, System.Net.Sockets.SocketError error);
 
     [LoggerMessage(EventId = 9, EventName = "LogEventsDropped", Level = LogLevel.Warning,
         Message = "Logging: {Dropped} log event(s) were dropped because the console could not keep up ({Total} since start)")]

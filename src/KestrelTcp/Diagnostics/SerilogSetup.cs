@@ -21,8 +21,8 @@ internal static class SerilogSetup
         logging.SetMinimumLevel(LogLevel.Trace);
         logging.Services.AddSingleton<LogDropMonitor>();
         logging.Services.AddHostedService<LogDropReporter>();
-        logging.Services.AddSingleton<ILoggerProvider>(sp => new SerilogLoggerProvider(
-            CreateLogger(sp.GetRequiredService<IConfiguration>(), sp.GetRequiredService<LogDropMonitor>()), dispose: true));
+        logging.Services.AddSingleton<ILoggerProvider>(sp => new KestrelScopeFilter(new SerilogLoggerProvider(
+            CreateLogger(sp.GetRequiredService<IConfiguration>(), sp.GetRequiredService<LogDropMonitor>()), dispose: true)));
         return logging;
     }
 

@@ -1,6 +1,7 @@
 using KestrelTcp.Configuration;
 using KestrelTcp.Diagnostics;
 using KestrelTcp.Handlers;
+using KestrelTcp.Transport;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -62,6 +63,23 @@ public static class KestrelTcpHostingExtensions
                 transport.Backlog = backlog;
             }
         });
+
+        // KestrelTcp's own transport for the TCP listeners; it hands the HTTP port (and anything not a
+        // listener endpoint) to Kestrel's socket transport. Registered last, so Kestrel asks it first.
+        services.AddSingleton(sp =>
+        {
+            var sockets = sp.GetRequiredService<IOptions<SocketTransportOptions>>();
+            var options = sp.GetRequiredService<IOptions<KestrelTcpOptions>>().ValueOrNull();
+            var settings = new TcpTransportSettings(
+                sockets.Value.Backlog,
+                sockets.Value.NoDelay,
+                sockets.Value.MaxReadBufferSize ?? long.MaxValue,
+                InlineScheduling.IsActive(options),
+                LargeBlockMemoryPoolFactory.DefaultBlockSize,
+                TcpTransportFactory.DefaultRetainedBlocks);
+            return new TcpTransportFactory(sockets, sp.GetRequiredService<ILoggerFactory>(), settings);
+        });
+        services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>(sp => sp.GetRequiredService<TcpTransportFactory>());
 
         // The drain runs inside the host's stop: give it Delay + DrainTimeout and a margin.
         services.AddOptions<HostOptions>().Configure<IOptions<KestrelTcpOptions>>((host, options) =>

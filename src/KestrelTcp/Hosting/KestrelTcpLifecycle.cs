@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using KestrelTcp.Diagnostics;
+using KestrelTcp.Transport;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Options;
 
@@ -14,10 +15,12 @@ namespace KestrelTcp.Hosting;
 internal sealed class KestrelTcpLifecycle(
     KestrelTcpRuntime runtime,
     IOptions<SocketTransportOptions> transport,
+    TcpTransportFactory tcpTransport,
     ILogger<KestrelTcpLifecycle> logger,
-    TimeProvider time) : IHostedLifecycleService
+    TimeProvider time) : IHostedLifecycleService, IDisposable
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(20);
+    private IdleScan? _idleScan;
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -37,8 +40,11 @@ internal sealed class KestrelTcpLifecycle(
         }
 
         var socket = transport.Value;
-        Log.TransportStarted(logger, socket.UnsafePreferInlineScheduling, LargeBlockMemoryPoolFactory.DefaultBlockSize, socket.MaxReadBufferSize ?? 0);
+        var own = tcpTransport.Bound;
+        Log.TransportStarted(logger, own > 0 ? "KestrelTcp" : "Kestrel", own, socket.UnsafePreferInlineScheduling,
+            LargeBlockMemoryPoolFactory.DefaultBlockSize, socket.MaxReadBufferSize ?? 0);
 
+        _idleScan = new IdleScan(runtime.Listeners, time);
         runtime.State = ServerState.Ready;
         return Task.CompletedTask;
     }
@@ -98,7 +104,13 @@ internal sealed class KestrelTcpLifecycle(
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppedAsync(CancellationToken cancellationToken)
+    {
+        _idleScan?.Dispose();
+        return Task.CompletedTask;
+    }
+
+    public void Dispose() => _idleScan?.Dispose();
 
     private async Task<bool> WaitForNoOpenConnections(TimeSpan timeout, CancellationToken cancellationToken)
     {

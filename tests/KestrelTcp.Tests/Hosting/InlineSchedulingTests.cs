@@ -89,8 +89,8 @@ public class InlineSchedulingTests
         using var server = setting is null
             ? await ChildServer.StartAsync()
             : await ChildServer.StartAsync(("KestrelTcp:Transport:InlineScheduling", setting));
-        await TestServer.WaitUntilAsync(() => Task.FromResult(server.Output.Contains("Transport: inline scheduling", StringComparison.Ordinal)));
-        Assert.Contains($"Transport: inline scheduling {expected},", server.Output, StringComparison.Ordinal);
+        await TestServer.WaitUntilAsync(() => Task.FromResult(server.Output.Contains("inline scheduling", StringComparison.Ordinal)));
+        Assert.Contains($"inline scheduling {expected},", server.Output, StringComparison.Ordinal);
 
         // The runtime's half: with inline completions the runtime runs one socket event thread per
         // processor, otherwise one per 30 (see SocketAsyncEngine.GetEngineCount), so on a machine

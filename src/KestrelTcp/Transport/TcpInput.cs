@@ -1,0 +1,499 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Threading.Tasks.Sources;
+using Microsoft.AspNetCore.Connections;
+
+namespace KestrelTcp.Transport;
+
+/// <summary>
+/// What a KestrelTcp transport connection receives, as a <see cref="PipeReader"/> that reads the
+/// socket itself when the handler asks: no pipe and no receive loop sit between them, so an idle
+/// connection holds no buffer and no task, only one pending zero-byte receive (the readiness wait).
+/// A read that finds nothing waits for readiness, then receives into a pooled block without
+/// blocking; data the handler has not consumed stays in its blocks, and the next receive appends.
+/// <para>
+/// Read-ahead is bounded: with <c>maxBuffered</c> bytes unconsumed nothing more is received until
+/// the handler consumes some (as Kestrel's <c>MaxReadBufferSize</c>). Errors surface as Kestrel's
+/// transport surfaces them: a reset as <see cref="ConnectionResetException"/>, an abort as the
+/// abort's <see cref="ConnectionAbortedException"/>, the client's FIN as a completed result.
+/// </para>
+/// </summary>
+internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisposable
+{
+    /// <summary>Below this much free space in the last block, a receive takes a fresh block.</summary>
+    private const int MinimumReceiveSpace = 2048;
+
+    private const int WouldBlock = -1;
+    private const int Failed = -2;
+
+    private readonly TcpConnection _connection;
+    private readonly Socket _socket;
+    private readonly BlockPool _pool;
+    private readonly long _maxBuffered;
+
+    // The readiness wait; also the lock of this reader's state (it is private and always there).
+    private readonly ReadinessWaiter _waiter;
+    private ManualResetValueTaskSourceCore<ReadResult> _source;
+    private CancellationTokenRegistration _cancellation;
+
+    private Block? _head;
+    private int _headStart;
+    private Block? _tail;
+    private long _buffered;
+    private Exception? _error;
+
+    private bool _readPending;       // a ReadAsync waits on _source
+    private bool _resultOutstanding; // a result was returned and AdvanceTo has not been called yet
+    private bool _unexamined;        // buffered bytes the handler has not examined yet
+    private bool _waiting;           // the zero-byte receive is pending
+    private bool _readable;          // readiness was seen and not used yet
+    private bool _lastFilled;        // the last receive filled its space: more is likely there
+    private bool _cancelRequested;
+    private bool _eof;
+    private bool _completed;
+
+    public TcpInput(TcpConnection connection, Socket socket, BlockPool pool, long maxBuffered, bool inline)
+    {
+        _connection = connection;
+        _socket = socket;
+        _pool = pool;
+        _maxBuffered = maxBuffered;
+        _waiter = new ReadinessWaiter(this);
+        // With inline scheduling the handler continues on the socket event thread, as over Kestrel's
+        // transport with UnsafePreferInlineScheduling; otherwise on the thread pool.
+        _source.RunContinuationsAsynchronously = !inline;
+    }
+
+    /// <summary>Bytes received and not yet consumed by the handler.</summary>
+    public long Buffered => _buffered;
+
+    public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<ReadResult>(cancellationToken);
+        }
+
+        ReadResult result;
+        Exception? error;
+        lock (_waiter)
+        {
+            ThrowIfCannotRead();
+            if (!TryProduce(out result, out error))
+            {
+                _readPending = true;
+                _source.Reset();
+                if (cancellationToken.CanBeCanceled)
+                {
+                    _cancellation = cancellationToken.UnsafeRegister(static (state, token) => ((TcpInput)state!).OnReadCanceled(token), this);
+                }
+
+                return new ValueTask<ReadResult>(this, _source.Version);
+            }
+        }
+
+        return error is null ? new ValueTask<ReadResult>(result) : ValueTask.FromException<ReadResult>(error);
+    }
+
+    public override bool TryRead(out ReadResult result)
+    {
+        lock (_waiter)
+        {
+            ThrowIfCannotRead();
+            if (_error is not null)
+            {
+                throw _error;
+            }
+
+            if (_cancelRequested || _unexamined || _eof || _head is not null)
+            {
+                var canceled = _cancelRequested;
+                _cancelRequested = false;
+                _unexamined = false;
+                result = Result(canceled);
+                return true;
+            }
+        }
+
+        result = default;
+        return false;
+    }
+
+    public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
+
+    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+    {
+        lock (_waiter)
+        {
+            if (!_resultOutstanding)
+            {
+                throw new InvalidOperationException("No reading operation to complete.");
+            }
+
+            _resultOutstanding = false;
+            if (_head is null || consumed.GetObject() is not Block block)
+            {
+                return;
+            }
+
+            while (_head != block)
+            {
+                var next = (Block?)_head.Next ?? throw new InvalidOperationException("The position is not part of the last buffer read.");
+                _buffered -= _head.End - _headStart;
+                _pool.Return(_head);
+                _head = next;
+                _headStart = 0;
+            }
+
+            var index = consumed.GetInteger();
+            _buffered -= index - _headStart;
+            _headStart = index;
+            if (_head == _tail && _headStart == _tail.End)
+            {
+                _pool.Return(_head);
+                _head = _tail = null;
+                _headStart = 0;
+                _buffered = 0;
+                _unexamined = false;
+            }
+            else
+            {
+                // Bytes after what was examined are returned by the next read without waiting for more.
+                _unexamined = examined.GetObject() != _tail || examined.GetInteger() != _tail!.End;
+            }
+        }
+    }
+
+    public override void CancelPendingRead()
+    {
+        ReadResult result;
+        CancellationTokenRegistration registration;
+        lock (_waiter)
+        {
+            if (!_readPending)
+            {
+                _cancelRequested = true;
+                return;
+            }
+
+            _readPending = false;
+            result = Result(canceled: true);
+            registration = TakeRegistration();
+        }
+
+        registration.Dispose();
+        _source.SetResult(result);
+    }
+
+    public override void Complete(Exception? exception = null)
+    {
+        lock (_waiter)
+        {
+            _completed = true;
+            ReleaseBuffers();
+        }
+    }
+
+    /// <summary>Marks the reader done and gives its blocks back: the connection is being disposed (its socket is closed).</summary>
+    public void Dispose()
+    {
+        lock (_waiter)
+        {
+            _completed = true;
+            _error ??= _connection.AbortReason ?? new ConnectionAbortedException("The connection was closed.");
+            ReleaseBuffers();
+        }
+
+        // Freed once the pending readiness wait, aborted by the close, has completed.
+        _waiter.Dispose();
+    }
+
+    /// <summary>The readiness wait ended (data, FIN, an error, or the socket was closed).</summary>
+    private void OnReadable(SocketError status)
+    {
+        ReadResult result;
+        Exception? error;
+        CancellationTokenRegistration registration;
+        lock (_waiter)
+        {
+            _waiting = false;
+            if (!Readied(status) && _completed)
+            {
+                return;
+            }
+
+            if (!_readPending || !TryProduce(out result, out error))
+            {
+                return;
+            }
+
+            _readPending = false;
+            registration = TakeRegistration();
+        }
+
+        registration.Dispose();
+        if (error is null)
+        {
+            _source.SetResult(result);
+        }
+        else
+        {
+            _source.SetException(error);
+        }
+    }
+
+    private void OnReadCanceled(CancellationToken token)
+    {
+        lock (_waiter)
+        {
+            if (!_readPending)
+            {
+                return;
+            }
+
+            _readPending = false;
+            _cancellation = default;
+        }
+
+        _source.SetException(new OperationCanceledException(token));
+    }
+
+    /// <summary>
+    /// Under the lock: a result for a read now if there is one, receiving what the socket already holds;
+    /// otherwise starts the readiness wait (unless pending) and returns false.
+    /// </summary>
+    private bool TryProduce(out ReadResult result, out Exception? error)
+    {
+        error = null;
+        result = default;
+        if (_cancelRequested)
+        {
+            _cancelRequested = false;
+            result = Result(canceled: true);
+            return true;
+        }
+
+        if (_error is not null)
+        {
+            error = _error;
+            return true;
+        }
+
+        if (_unexamined || _eof)
+        {
+            _unexamined = false;
+            result = Result(canceled: false);
+            return true;
+        }
+
+        if (_buffered >= _maxBuffered)
+        {
+            // Read-ahead is full and all of it examined: only the handler consuming, a cancel or an abort moves on.
+            return false;
+        }
+
+        while (true)
+        {
+            if (_readable || _lastFilled)
+            {
+                _readable = false;
+                switch (ReceiveNow())
+                {
+                    case WouldBlock:
+                        break;
+                    case Failed:
+                        error = _error;
+                        return true;
+                    case 0:
+                        _eof = true;
+                        result = Result(canceled: false);
+                        return true;
+                    default:
+                        result = Result(canceled: false);
+                        return true;
+                }
+            }
+
+            if (_waiting)
+            {
+                return false;
+            }
+
+            _lastFilled = false;
+            _waiting = true;
+            bool pending;
+            try
+            {
+                pending = _socket.ReceiveAsync(_waiter);
+            }
+            catch (ObjectDisposedException)
+            {
+                pending = false;
+                _waiter.SocketError = SocketError.OperationAborted;
+            }
+
+            if (pending)
+            {
+                return false;
+            }
+
+            _waiting = false;
+            if (!Readied(_waiter.SocketError))
+            {
+                error = _error;
+                return true;
+            }
+        }
+    }
+
+    /// <summary>Receives what the socket holds without blocking: the byte count, 0 at the client's FIN, or <see cref="WouldBlock"/> / <see cref="Failed"/>.</summary>
+    private int ReceiveNow()
+    {
+        var target = _tail is { Free: >= MinimumReceiveSpace } tail ? tail : null;
+        var rented = target is null;
+        target ??= _pool.Rent();
+        var space = target.Free;
+        int received;
+        SocketError status;
+        try
+        {
+            received = _socket.Receive(target.Array.AsSpan(target.End), SocketFlags.None, out status);
+        }
+        catch (ObjectDisposedException)
+        {
+            received = 0;
+            status = SocketError.OperationAborted;
+        }
+
+        if (status == SocketError.Success && received > 0)
+        {
+            if (rented)
+            {
+                if (_tail is null)
+                {
+                    _head = target;
+                    _headStart = 0;
+                }
+                else
+                {
+                    _tail.Append(target);
+                }
+
+                _tail = target;
+            }
+
+            target.Grow(received);
+            _buffered += received;
+            _connection.Observer?.OnReceived(received);
+            _lastFilled = received == space;
+            return received;
+        }
+
+        if (rented)
+        {
+            _pool.Return(target);
+        }
+
+        if (status == SocketError.Success)
+        {
+            _connection.Observer?.OnClientCompleted();
+            return 0;
+        }
+
+        if (status == SocketError.WouldBlock)
+        {
+            return WouldBlock;
+        }
+
+        _error ??= MapError(status);
+        return Failed;
+    }
+
+    private bool Readied(SocketError status)
+    {
+        if (status == SocketError.Success)
+        {
+            _readable = true;
+            return true;
+        }
+
+        _error ??= MapError(status);
+        return false;
+    }
+
+    private Exception MapError(SocketError status)
+    {
+        if (_connection.AbortReason is { } aborted)
+        {
+            return aborted;
+        }
+
+        var socketError = new SocketException((int)status);
+        return status switch
+        {
+            SocketError.ConnectionReset or SocketError.Shutdown => new ConnectionResetException(socketError.Message, socketError),
+            SocketError.OperationAborted or SocketError.Interrupted or SocketError.InvalidArgument =>
+                new ConnectionAbortedException("The connection was closed."),
+            _ => new IOException(socketError.Message, socketError),
+        };
+    }
+
+    private ReadResult Result(bool canceled)
+    {
+        _resultOutstanding = true;
+        var buffer = _head is null ? default : new ReadOnlySequence<byte>(_head, _headStart, _tail!, _tail!.End);
+        return new ReadResult(buffer, canceled, _eof);
+    }
+
+    private void ThrowIfCannotRead()
+    {
+        if (_completed)
+        {
+            throw new InvalidOperationException("Reading is not allowed after the reader was completed.");
+        }
+
+        if (_readPending || _resultOutstanding)
+        {
+            throw new InvalidOperationException("Reading is already in progress.");
+        }
+    }
+
+    private CancellationTokenRegistration TakeRegistration()
+    {
+        var registration = _cancellation;
+        _cancellation = default;
+        return registration;
+    }
+
+    private void ReleaseBuffers()
+    {
+        _pool.ReturnChain(_head);
+        _head = _tail = null;
+        _headStart = 0;
+        _buffered = 0;
+        _unexamined = false;
+    }
+
+    ReadResult IValueTaskSource<ReadResult>.GetResult(short token) => _source.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<ReadResult>.GetStatus(short token) => _source.GetStatus(token);
+
+    void IValueTaskSource<ReadResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _source.OnCompleted(continuation, state, token, flags);
+
+    /// <summary>The zero-byte receive that waits for data without holding a buffer.</summary>
+    private sealed class ReadinessWaiter : SocketAsyncEventArgs
+    {
+        private readonly TcpInput _input;
+
+        public ReadinessWaiter(TcpInput input)
+            : base(unsafeSuppressExecutionContextFlow: true)
+        {
+            _input = input;
+            SetBuffer(Memory<byte>.Empty);
+        }
+
+        protected override void OnCompleted(SocketAsyncEventArgs e) => _input.OnReadable(SocketError);
+    }
+}
