@@ -48,8 +48,10 @@ internal sealed class TcpConnection : ConnectionContext, IDuplexPipe, IFeatureCo
     public TcpConnection(Socket socket, BlockPool pool, long maxReadBuffer, bool inline)
     {
         _socket = socket;
-        _input = new TcpInput(this, socket, pool, maxReadBuffer, inline);
-        _output = new TcpOutput(this, socket, pool);
+        Pool = pool;
+        MaxReadBuffer = maxReadBuffer;
+        _input = new TcpInput(this, inline);
+        _output = new TcpOutput(this);
         _transport = this;
     }
 
@@ -115,6 +117,12 @@ internal sealed class TcpConnection : ConnectionContext, IDuplexPipe, IFeatureCo
     }
 
     public Socket Socket => _socket;
+
+    /// <summary>The transport's blocks, for this connection's reader and writer.</summary>
+    internal BlockPool Pool { get; }
+
+    /// <summary>How much received data the reader may hold unconsumed (Kestrel's MaxReadBufferSize).</summary>
+    internal long MaxReadBuffer { get; }
 
     PipeReader IDuplexPipe.Input => _input;
 

@@ -27,10 +27,8 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     private const int WouldBlock = -1;
     private const int Failed = -2;
 
+    // The socket, pool and read-ahead limit are the connection's: not repeated here (held connections count every field).
     private readonly TcpConnection _connection;
-    private readonly Socket _socket;
-    private readonly BlockPool _pool;
-    private readonly long _maxBuffered;
 
     // The readiness wait; also the lock of this reader's state (it is private and always there).
     private readonly ReadinessWaiter _waiter;
@@ -53,12 +51,9 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     private bool _eof;
     private bool _completed;
 
-    public TcpInput(TcpConnection connection, Socket socket, BlockPool pool, long maxBuffered, bool inline)
+    public TcpInput(TcpConnection connection, bool inline)
     {
         _connection = connection;
-        _socket = socket;
-        _pool = pool;
-        _maxBuffered = maxBuffered;
         _waiter = new ReadinessWaiter(this);
         // With inline scheduling the handler continues on the socket event thread, as over Kestrel's
         // transport with UnsafePreferInlineScheduling; otherwise on the thread pool.
@@ -141,7 +136,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
             {
                 var next = (Block?)_head.Next ?? throw new InvalidOperationException("The position is not part of the last buffer read.");
                 _buffered -= _head.End - _headStart;
-                _pool.Return(_head);
+                _connection.Pool.Return(_head);
                 _head = next;
                 _headStart = 0;
             }
@@ -151,7 +146,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
             _headStart = index;
             if (_head == _tail && _headStart == _tail.End)
             {
-                _pool.Return(_head);
+                _connection.Pool.Return(_head);
                 _head = _tail = null;
                 _headStart = 0;
                 _buffered = 0;
@@ -233,6 +228,33 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         }
 
         registration.Dispose();
+        if ((error is not null || result.IsCompleted) && !_source.RunContinuationsAsynchronously)
+        {
+            // The connection is ending: its handler's finish (close event, teardown) runs on a close
+            // lane, not on this socket event thread, which serves every other socket it watches.
+            CloseLane.Post(this);
+        }
+        else if (error is null)
+        {
+            _source.SetResult(result);
+        }
+        else
+        {
+            _source.SetException(error);
+        }
+    }
+
+    /// <summary>On a close lane: completes the pending read with the end (FIN or error) <see cref="OnReadable"/> found.</summary>
+    internal void DeliverEnd()
+    {
+        ReadResult result;
+        Exception? error;
+        lock (_waiter)
+        {
+            error = _error;
+            result = new ReadResult(Buffer(), isCanceled: false, isCompleted: true);
+        }
+
         if (error is null)
         {
             _source.SetResult(result);
@@ -287,7 +309,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
             return true;
         }
 
-        if (_buffered >= _maxBuffered)
+        if (_buffered >= _connection.MaxReadBuffer)
         {
             // Read-ahead is full and all of it examined: only the handler consuming, a cancel or an abort moves on.
             return false;
@@ -325,7 +347,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
             bool pending;
             try
             {
-                pending = _socket.ReceiveAsync(_waiter);
+                pending = _connection.Socket.ReceiveAsync(_waiter);
             }
             catch (ObjectDisposedException)
             {
@@ -352,13 +374,13 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     {
         var target = _tail is { Free: >= MinimumReceiveSpace } tail ? tail : null;
         var rented = target is null;
-        target ??= _pool.Rent();
+        target ??= _connection.Pool.Rent();
         var space = target.Free;
         int received;
         SocketError status;
         try
         {
-            received = _socket.Receive(target.Array.AsSpan(target.End), SocketFlags.None, out status);
+            received = _connection.Socket.Receive(target.Array.AsSpan(target.End), SocketFlags.None, out status);
         }
         catch (ObjectDisposedException)
         {
@@ -392,7 +414,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
 
         if (rented)
         {
-            _pool.Return(target);
+            _connection.Pool.Return(target);
         }
 
         if (status == SocketError.Success)
@@ -442,9 +464,10 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     private ReadResult Result(bool canceled)
     {
         _resultOutstanding = true;
-        var buffer = _head is null ? default : new ReadOnlySequence<byte>(_head, _headStart, _tail!, _tail!.End);
-        return new ReadResult(buffer, canceled, _eof);
+        return new ReadResult(Buffer(), canceled, _eof);
     }
+
+    private ReadOnlySequence<byte> Buffer() => _head is null ? default : new ReadOnlySequence<byte>(_head, _headStart, _tail!, _tail!.End);
 
     private void ThrowIfCannotRead()
     {
@@ -468,7 +491,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
 
     private void ReleaseBuffers()
     {
-        _pool.ReturnChain(_head);
+        _connection.Pool.ReturnChain(_head);
         _head = _tail = null;
         _headStart = 0;
         _buffered = 0;

@@ -13,7 +13,7 @@ namespace KestrelTcp.Transport;
 /// the client gone returns <c>IsCompleted</c>, as over Kestrel's transport. <c>WriteAsync</c> with
 /// nothing buffered sends straight from the caller's memory.
 /// </summary>
-internal sealed class TcpOutput(TcpConnection connection, Socket socket, BlockPool pool) : PipeWriter
+internal sealed class TcpOutput(TcpConnection connection) : PipeWriter
 {
     private Block? _head;
     private int _headSent;
@@ -33,11 +33,11 @@ internal sealed class TcpOutput(TcpConnection connection, Socket socket, BlockPo
         var needed = Math.Max(sizeHint, 1);
         if (_tail is null)
         {
-            _head = _tail = pool.Rent(needed);
+            _head = _tail = connection.Pool.Rent(needed);
         }
         else if (_tail.Free < needed)
         {
-            var next = pool.Rent(needed);
+            var next = connection.Pool.Rent(needed);
             _tail.Append(next);
             _tail = next;
         }
@@ -86,7 +86,7 @@ internal sealed class TcpOutput(TcpConnection connection, Socket socket, BlockPo
             ValueTask<int> pending;
             try
             {
-                pending = sender.SendAsync(socket, head.Array.AsMemory(_headSent, head.End - _headSent));
+                pending = sender.SendAsync(connection.Socket, head.Array.AsMemory(_headSent, head.End - _headSent));
             }
             catch (ObjectDisposedException)
             {
@@ -157,7 +157,7 @@ internal sealed class TcpOutput(TcpConnection connection, Socket socket, BlockPo
             while (_head is { } head)
             {
                 var length = head.End - _headSent;
-                var sent = hasFirst ? await first : await sender.SendAsync(socket, head.Array.AsMemory(_headSent, length));
+                var sent = hasFirst ? await first : await sender.SendAsync(connection.Socket, head.Array.AsMemory(_headSent, length));
                 hasFirst = false;
                 if (sent == 0)
                 {
@@ -172,7 +172,7 @@ internal sealed class TcpOutput(TcpConnection connection, Socket socket, BlockPo
 
                 // This block is sent: on to the next.
                 var next = (Block?)head.Next;
-                pool.Return(head);
+                connection.Pool.Return(head);
                 _head = next;
                 _headSent = 0;
             }
@@ -199,7 +199,7 @@ internal sealed class TcpOutput(TcpConnection connection, Socket socket, BlockPo
         {
             while (!source.IsEmpty)
             {
-                var sent = await sender.SendAsync(socket, source);
+                var sent = await sender.SendAsync(connection.Socket, source);
                 if (sent == 0)
                 {
                     throw new SocketException((int)SocketError.ConnectionReset);
@@ -230,7 +230,7 @@ internal sealed class TcpOutput(TcpConnection connection, Socket socket, BlockPo
 
     private void Release()
     {
-        pool.ReturnChain(_head);
+        connection.Pool.ReturnChain(_head);
         _head = _tail = null;
         _headSent = 0;
         _unflushed = 0;
