@@ -58,6 +58,9 @@ internal sealed class TcpConnection : ConnectionContext, IDuplexPipe, IFeatureCo
     /// <summary>Told what this connection receives and sends (the tracking middleware), if anyone.</summary>
     public ITransportObserver? Observer { get; set; }
 
+    /// <summary>Whether this side closed the socket (an abort, or the dispose after the handler).</summary>
+    internal bool IsClosed => Volatile.Read(ref _state) != 0;
+
     /// <summary>Why the connection was aborted; null unless it was.</summary>
     public ConnectionAbortedException? AbortReason { get; private set; }
 

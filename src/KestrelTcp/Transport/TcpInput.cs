@@ -193,11 +193,27 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     /// <summary>Marks the reader done and gives its blocks back: the connection is being disposed (its socket is closed).</summary>
     public void Dispose()
     {
+        var pending = false;
+        CancellationTokenRegistration registration;
         lock (_waiter)
         {
             _completed = true;
             _error ??= _connection.AbortReason ?? new ConnectionAbortedException("The connection was closed.");
             ReleaseBuffers();
+            if (_readPending)
+            {
+                // A read still waiting (the handler is gone, or raced the close) ends with the close.
+                _readPending = false;
+                pending = true;
+            }
+
+            registration = TakeRegistration();
+        }
+
+        registration.Dispose();
+        if (pending)
+        {
+            _source.SetException(_error);
         }
 
         // Freed once the pending readiness wait, aborted by the close, has completed.
@@ -213,11 +229,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         lock (_waiter)
         {
             _waiting = false;
-            if (!Readied(status) && _completed)
-            {
-                return;
-            }
-
+            _ = Readied(status);
             if (!_readPending || !TryProduce(out result, out error))
             {
                 return;
@@ -417,6 +429,13 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
             _connection.Pool.Return(target);
         }
 
+        if (status == SocketError.Success && _connection.IsClosed)
+        {
+            // Our own shutdown ended the stream, not the client's FIN: the read ends with the close.
+            _error ??= MapError(SocketError.OperationAborted);
+            return Failed;
+        }
+
         if (status == SocketError.Success)
         {
             _connection.Observer?.OnClientCompleted();
@@ -449,6 +468,12 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         if (_connection.AbortReason is { } aborted)
         {
             return aborted;
+        }
+
+        if (_connection.IsClosed)
+        {
+            // Closed by this side (ECONNABORTED or an aborted operation on Linux): a close, as over Kestrel's transport.
+            return new ConnectionAbortedException("The connection was closed.");
         }
 
         var socketError = new SocketException((int)status);
