@@ -110,9 +110,21 @@ public class KestrelTcpOptionsTests
     [InlineData("Http:Port", "-1", "KestrelTcp:Http:Port: -1 is not a port (1-65535, or 0 for any free port)")]
     [InlineData("Backlog", "0", "KestrelTcp:Backlog: 0 is out of range (1-65535)")]
     [InlineData("Transport:InlineScheduling", "sometimes", "KestrelTcp:Transport:InlineScheduling: 'sometimes' is not true or false")]
+    [InlineData("Transport:Kind", "Fast", "KestrelTcp:Transport:Kind: 'Fast' is not a transport (KestrelTcp or Kestrel)")]
+    [InlineData("Transport:Kind", "1", "KestrelTcp:Transport:Kind: '1' is not a transport (KestrelTcp or Kestrel)")]
     public void Validate_BadValue_MessageNamesKeyAndValue(string key, string value, string expected)
     {
         Assert.Equal([expected], Problems(With((key, value))));
+    }
+
+    [Theory]
+    [InlineData(null, TransportKind.KestrelTcp)]
+    [InlineData("KestrelTcp", TransportKind.KestrelTcp)]
+    [InlineData("Kestrel", TransportKind.Kestrel)]
+    [InlineData("kestrel", TransportKind.Kestrel)]
+    public void Read_TransportKind_Parsed(string? value, TransportKind expected)
+    {
+        Assert.Equal(expected, Read(With(("Transport:Kind", value))).Transport);
     }
 
     [Fact]

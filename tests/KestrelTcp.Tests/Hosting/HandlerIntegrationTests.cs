@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using KestrelTcp.Tests.Infrastructure;
+using KestrelTcp.Transport;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace KestrelTcp.Tests.Hosting;
 
@@ -174,6 +176,38 @@ public class HandlerIntegrationTests
         Assert.Null(server.Runtime.Find("off"));
         var health = await server.JsonAsync("/health");
         Assert.Equal(1, health.GetProperty("listeners").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Transport_Default_TcpListenersOnKestrelTcpTransportHttpStillServed()
+    {
+        await using var server = await TestServer.StartAsync(
+            TestServer.Listener("echo", "Echo"),
+            TestServer.Listener("greeting", "Greeting", ("Options:Banner", "")));
+
+        // Both TCP listeners, and only they (the HTTP port stays on Kestrel's socket transport).
+        Assert.Equal(2, server.Services.GetRequiredService<TcpTransportFactory>().Bound);
+        await using var client = await server.ConnectAsync("echo");
+        await client.SendAsync("over our transport");
+        Assert.Equal("over our transport"u8.ToArray(), await client.ReadExactlyAsync(18));
+        var ready = await server.Http.GetAsync("/health/ready");
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        Assert.Equal("Healthy", await ready.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Transport_KindKestrel_NothingOnKestrelTcpTransportEchoStillWorks()
+    {
+        await using var server = await TestServer.StartAsync(
+            new Dictionary<string, string?> { ["KestrelTcp:Transport:Kind"] = "Kestrel" },
+            TestServer.Listener("echo", "Echo"));
+
+        Assert.Equal(0, server.Services.GetRequiredService<TcpTransportFactory>().Bound);
+        await using var client = await server.ConnectAsync("echo");
+        await client.SendAsync("over kestrel's transport");
+        client.ShutdownSend();
+        Assert.Equal("over kestrel's transport", await client.ReadToEndTextAsync());
+        Assert.Equal(HttpStatusCode.OK, (await server.Http.GetAsync("/health/ready")).StatusCode);
     }
 
     [Fact]
