@@ -13,6 +13,7 @@ WORKDIR /source
 # Restore as its own layer: it is rebuilt only when a project file or central package version changes.
 COPY --link Directory.Build.props Directory.Packages.props ./
 COPY --link src/KestrelTcp/KestrelTcp.csproj src/KestrelTcp/
+COPY --link src/KestrelTcp.Transport/KestrelTcp.Transport.csproj src/KestrelTcp.Transport/
 RUN dotnet restore src/KestrelTcp/KestrelTcp.csproj -a $TARGETARCH
 
 # The code, the analyzer settings the build enforces, and the appsettings.json the project copies next to the binary.

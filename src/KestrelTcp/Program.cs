@@ -9,9 +9,7 @@ if (HealthCheckCommand.IsRequested(args))
 var builder = WebApplication.CreateBuilder(args);
 builder.AddKestrelTcp();
 
-var app = builder.Build();
-app.MapKestrelTcpManagement();
-return await app.RunKestrelTcpAsync();
+return await builder.RunKestrelTcpAsync(app => app.MapKestrelTcpManagement());
 
 /// <summary>The server's entry point (public for <c>WebApplicationFactory</c>).</summary>
 public partial class Program;

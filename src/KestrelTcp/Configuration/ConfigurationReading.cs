@@ -6,7 +6,7 @@ namespace KestrelTcp.Configuration;
 /// Typed reads of single configuration values that report a problem naming the full key instead of
 /// throwing, so that start-up can list every mistake at once.
 /// </summary>
-public static class ConfigurationReading
+internal static class ConfigurationReading
 {
     /// <summary>Reads a whole number within [min, max]; a missing key gives <paramref name="fallback"/>.</summary>
     public static int ReadInt(IConfigurationSection parent, string key, int fallback, int min, int max, ICollection<string> problems, string? rangeText = null)

@@ -1,7 +1,7 @@
 namespace KestrelTcp.Configuration;
 
 /// <summary>The HTTP management port (<c>KestrelTcp:Http</c>): health checks and metrics.</summary>
-public sealed record HttpEndpointOptions
+internal sealed record HttpEndpointOptions
 {
     /// <summary>Default 8080, the port the ASP.NET Core container images expose.</summary>
     public int Port { get; init; } = 8080;

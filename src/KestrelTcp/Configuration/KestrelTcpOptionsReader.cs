@@ -7,36 +7,44 @@ namespace KestrelTcp.Configuration;
 
 /// <summary>
 /// Reads <see cref="KestrelTcpOptions"/> from configuration by hand rather than through the binder,
-/// so that each malformed value becomes a message naming its exact key instead of one exception.
-/// Cross-listener rules live in <see cref="KestrelTcpOptionsValidator"/>.
+/// so that each malformed value becomes a message naming its exact key instead of one exception,
+/// then applies the rules that span listeners (<see cref="KestrelTcpOptionsValidator"/>): every
+/// problem is reported at once, and only valid configuration becomes a snapshot.
 /// </summary>
-internal sealed class KestrelTcpOptionsReader(IConfiguration configuration, IEnumerable<HandlerRegistration> handlers)
-    : IConfigureOptions<KestrelTcpOptions>
+internal static class KestrelTcpOptionsReader
 {
     private const string PortRange = "1-65535, or 0 for any free port";
 
-    public void Configure(KestrelTcpOptions options)
+    /// <summary>The validated snapshot.</summary>
+    /// <exception cref="KestrelTcpConfigurationException">The configuration has problems; every one is listed.</exception>
+    public static KestrelTcpOptions Read(IConfiguration configuration, IEnumerable<HandlerRegistration> handlers)
     {
-        var root = configuration.GetSection(KestrelTcpOptions.SectionName);
-        var problems = options.Problems;
+        var problems = new List<string>();
+        var options = Read(configuration, handlers, problems);
+        problems.AddRange(KestrelTcpOptionsValidator.Validate(options));
+        return problems.Count == 0 ? options : throw new KestrelTcpConfigurationException(problems);
+    }
 
+    private static KestrelTcpOptions Read(IConfiguration configuration, IEnumerable<HandlerRegistration> handlers, List<string> problems)
+    {
+        // Read in the order of the keys in appsettings.json, so the problems are listed in that order.
+        var root = configuration.GetSection(KestrelTcpOptions.SectionName);
         var http = root.GetSection("Http");
-        options.Http = new HttpEndpointOptions
+        var httpOptions = new HttpEndpointOptions
         {
             Port = ReadPort(http, "Port", 8080, problems),
             Address = ReadAddress(http, "Address", problems) ?? "*",
         };
-
-        var backlog = root.GetSection("Backlog");
-        options.Backlog = backlog.Value is { Length: > 0 } ? ReadInt(root, "Backlog", 512, 1, 65535, problems) : null;
-
-        options.InlineScheduling = ReadBool(root.GetSection("Transport"), "InlineScheduling", true, problems);
-        options.Transport = ReadTransportKind(root.GetSection("Transport"), problems);
-
-        options.Limits = ReadLimits(root.GetSection("Limits"), ConnectionLimits.Default, problems);
-
+        int? backlog = root.GetSection("Backlog").Value is { Length: > 0 } ? ReadInt(root, "Backlog", 512, 1, 65535, problems) : null;
+        var transport = root.GetSection("Transport");
+        var transportOptions = new TransportOptions
+        {
+            InlineScheduling = ReadBool(transport, "InlineScheduling", true, problems),
+            Kind = ReadTransportKind(transport, problems),
+        };
+        var limits = ReadLimits(root.GetSection("Limits"), ConnectionLimits.Default, problems);
         var shutdown = root.GetSection("Shutdown");
-        options.Shutdown = new ShutdownOptions
+        var shutdownOptions = new ShutdownOptions
         {
             Delay = ReadTimeSpan(shutdown, "Delay", TimeSpan.Zero, problems),
             DrainTimeout = ReadTimeSpan(shutdown, "DrainTimeout", TimeSpan.FromSeconds(10), problems),
@@ -48,13 +56,21 @@ internal sealed class KestrelTcpOptionsReader(IConfiguration configuration, IEnu
         var listeners = new List<ListenerDefinition>();
         foreach (var section in root.GetSection("Listeners").GetChildren())
         {
-            if (ReadListener(section, options.Limits, registrations, problems) is { } listener)
+            if (ReadListener(section, limits, registrations, problems) is { } listener)
             {
                 listeners.Add(listener);
             }
         }
 
-        options.Listeners = listeners;
+        return new KestrelTcpOptions
+        {
+            Http = httpOptions,
+            Backlog = backlog,
+            Transport = transportOptions,
+            Limits = limits,
+            Shutdown = shutdownOptions,
+            Listeners = listeners,
+        };
     }
 
     private static ListenerDefinition? ReadListener(

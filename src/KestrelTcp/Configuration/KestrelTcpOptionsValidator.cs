@@ -1,17 +1,13 @@
 using System.Net;
-using Microsoft.Extensions.Options;
 
 namespace KestrelTcp.Configuration;
 
-/// <summary>
-/// Reports every problem found while reading configuration, plus the rules that span listeners
-/// (overlapping endpoints, a TCP port equal to the HTTP port), all at once.
-/// </summary>
-internal sealed class KestrelTcpOptionsValidator : IValidateOptions<KestrelTcpOptions>
+/// <summary>The rules that span listeners (overlapping endpoints, a TCP port equal to the HTTP port), each broken one reported.</summary>
+internal static class KestrelTcpOptionsValidator
 {
-    public ValidateOptionsResult Validate(string? name, KestrelTcpOptions options)
+    public static List<string> Validate(KestrelTcpOptions options)
     {
-        var problems = new List<string>(options.Problems);
+        var problems = new List<string>();
         var listenersKey = $"{KestrelTcpOptions.SectionName}:Listeners";
         var httpPort = options.Http.Port;
 
@@ -45,7 +41,7 @@ internal sealed class KestrelTcpOptionsValidator : IValidateOptions<KestrelTcpOp
             }
         }
 
-        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+        return problems;
     }
 
     // The same port conflicts on the same address, or when either side binds every interface;

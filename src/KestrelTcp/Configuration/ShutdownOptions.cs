@@ -1,7 +1,7 @@
 namespace KestrelTcp.Configuration;
 
 /// <summary>How the server stops on SIGTERM or Ctrl+C (<c>KestrelTcp:Shutdown</c>).</summary>
-public sealed record ShutdownOptions
+internal sealed record ShutdownOptions
 {
     /// <summary>
     /// How long to keep serving after readiness turns 503, so that a load balancer or a Kubernetes

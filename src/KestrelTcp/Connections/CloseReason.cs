@@ -49,13 +49,17 @@ public interface IBusyReply
 public static class ConnectionLifetimeExtensions
 {
     /// <summary>
-    /// True when the connection was asked to finish because the server is shutting down (as opposed
-    /// to an idle timeout): the close request of <see cref="Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature"/>.
+    /// True when the connection was asked to finish because the server is shutting down, as opposed
+    /// to an idle timeout: both raise Kestrel's close request
+    /// (<see cref="Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature"/>),
+    /// and the reason recorded with it (<see cref="ICloseReasonFeature"/>) tells them apart. Without
+    /// KestrelTcp's tracking (a handler hosted elsewhere), any close request counts as a shutdown.
     /// </summary>
     public static bool IsShutdownRequested(this Microsoft.AspNetCore.Connections.ConnectionContext connection)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        return connection.Features.Get<ICloseReasonFeature>()?.CloseReason == CloseReason.Shutdown
-            || connection.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested.IsCancellationRequested == true;
+        return connection.Features.Get<ICloseReasonFeature>() is { } reason
+            ? reason.CloseReason == CloseReason.Shutdown
+            : connection.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested.IsCancellationRequested == true;
     }
 }

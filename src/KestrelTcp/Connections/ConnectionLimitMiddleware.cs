@@ -8,7 +8,7 @@ namespace KestrelTcp.Connections;
 /// The outermost middleware of every TCP listener: refuses a connection over the listener's limits,
 /// or while the server drains, before anything counts it as accepted. A refused connection gets
 /// the handler's busy reply (if it has one) and a graceful close, and is counted by reason. An
-/// accepted connection's place is given back by <see cref="ConnectionTrackingMiddleware"/>.
+/// accepted connection's place is given back here, in this middleware's own <c>finally</c>.
 /// </summary>
 internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, ListenerRuntime listener, ILogger logger, TimeProvider time)
 {
@@ -20,7 +20,8 @@ internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, Listene
             return Task.CompletedTask;
         }
 
-        var refused = listener.Limiter.TryAcquire(ConnectionLimiter.ClientAddress(connection.RemoteEndPoint));
+        var client = ConnectionLimiter.ClientAddress(connection.RemoteEndPoint);
+        var refused = listener.Limiter.TryAcquire(client);
         if (refused != RejectReason.None)
         {
             Reject(refused);
@@ -29,9 +30,19 @@ internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, Listene
                 : Task.CompletedTask;
         }
 
-        // Accepted. The tracking middleware, always next (KestrelEndpointSetup), gives the limits
-        // back when the connection ends: not awaiting here saves an async frame per open connection.
-        return next(connection);
+        return RunAsync(connection, client);
+    }
+
+    private async Task RunAsync(ConnectionContext connection, System.Net.IPAddress? client)
+    {
+        try
+        {
+            await next(connection);
+        }
+        finally
+        {
+            listener.Limiter.Release(client);
+        }
     }
 
     private void Reject(RejectReason reason)

@@ -12,6 +12,9 @@ internal sealed class ConnectionLimiter(ConnectionLimits limits)
     private readonly Dictionary<IPAddress, int> _perClient = [];
     private int _open;
 
+    /// <summary>Connections holding a place now: given back as the limit middleware finishes, just after the tracking recorded the close.</summary>
+    public int Open => Volatile.Read(ref _open);
+
     public RejectReason TryAcquire(IPAddress? client)
     {
         if (Interlocked.Increment(ref _open) > limits.MaxConnections && limits.MaxConnections > 0)

@@ -1,4 +1,5 @@
 using KestrelTcp.Connections;
+using KestrelTcp.Transport;
 
 namespace KestrelTcp.Diagnostics;
 
@@ -19,15 +20,16 @@ internal sealed class ListenerStats
     private readonly long[] _durationCounts = new long[DurationBuckets.Length + 1];
     private readonly Lock _durationLock = new();
     private long _accepted;
-    private long _bytesReceived;
-    private long _bytesSent;
     private double _durationSum;
 
     public long Accepted => Volatile.Read(ref _accepted);
 
-    public long BytesReceived => Volatile.Read(ref _bytesReceived);
+    /// <summary>The listener's byte totals, which each connection's transport adds to as it reads and flushes.</summary>
+    public TransferTotals Transfer { get; } = new();
 
-    public long BytesSent => Volatile.Read(ref _bytesSent);
+    public long BytesReceived => Transfer.BytesReceived;
+
+    public long BytesSent => Transfer.BytesSent;
 
     public long Closed(CloseReason reason) => Volatile.Read(ref _closed[(int)reason]);
 
@@ -50,10 +52,6 @@ internal sealed class ListenerStats
     public void OnAccepted() => Interlocked.Increment(ref _accepted);
 
     public void OnRejected(RejectReason reason) => Interlocked.Increment(ref _rejected[(int)reason]);
-
-    public void AddBytesReceived(long bytes) => Interlocked.Add(ref _bytesReceived, bytes);
-
-    public void AddBytesSent(long bytes) => Interlocked.Add(ref _bytesSent, bytes);
 
     public void OnClosed(CloseReason reason, double seconds)
     {

@@ -74,9 +74,9 @@ public static class ManagementEndpoints
                     id = c.Id,
                     remote = c.Remote?.ToString(),
                     connectedAt = c.ConnectedAt,
-                    bytesReceived = c.BytesReceived,
-                    bytesSent = c.BytesSent,
-                    idleSeconds = Math.Round(c.IdleFor(now).TotalSeconds, 3),
+                    bytesReceived = c.Transfer.BytesReceived,
+                    bytesSent = c.Transfer.BytesSent,
+                    idleSeconds = Math.Round(time.GetElapsedTime(c.Transfer.LastReceivedTimestamp, now).TotalSeconds, 3),
                 }),
             }),
         };

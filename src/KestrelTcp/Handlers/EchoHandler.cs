@@ -6,16 +6,16 @@ using Microsoft.AspNetCore.Connections;
 namespace KestrelTcp.Handlers;
 
 /// <summary>
-/// RFC 862 echo: every byte received goes back unchanged, in order. What one read returned is sent
-/// before the next read (through <see cref="TrackedConnection.SendDirectAsync"/>: from the input
-/// buffer straight to the socket), so a client that does not read stalls the send and with it the
-/// reading (backpressure). When the client half-closes,
-/// everything received is sent back before closing. When the server shuts down, Echo keeps
-/// returning what arrives until the client has been quiet for <see cref="DrainQuietPeriod"/>:
-/// bytes a client sent just before the signal may still sit in the socket buffers, and closing
-/// with them unread would reset the connection and lose the echo already on its way.
+/// RFC 862 echo: every byte received goes back unchanged, in order. What one read returned is
+/// written back (<see cref="PipeWriter.WriteAsync"/>, which KestrelTcp's transport sends straight
+/// from the input buffer to the socket) before the next read, so a client that does not read stalls
+/// the write and with it the reading (backpressure). When the client half-closes, everything received
+/// is sent back before closing. When the server shuts down, Echo keeps returning what arrives until
+/// the client has been quiet for <see cref="DrainQuietPeriod"/>: bytes a client sent just before the
+/// signal may still sit in the socket buffers, and closing with them unread would reset the
+/// connection and lose the echo already on its way.
 /// </summary>
-public sealed class EchoHandler : ConnectionHandler
+public sealed class EchoHandler(TimeProvider timeProvider) : ConnectionHandler
 {
     /// <summary>How long a draining connection may stay silent before Echo closes it.</summary>
     public static readonly TimeSpan DrainQuietPeriod = TimeSpan.FromMilliseconds(250);
@@ -26,10 +26,10 @@ public sealed class EchoHandler : ConnectionHandler
         ArgumentNullException.ThrowIfNull(connection);
         // What lives across an await is kept in the handler's state machine for as long as the
         // connection is open (10,000 held connections keep 10,000 of them): the loop keeps only the
-        // reader, the tracked connection and what it needs after a send, not the whole read result.
+        // pipes and what it needs after a write, not the whole read result.
         var input = connection.Transport.Input;
+        var output = connection.Transport.Output;
         var draining = false;
-        var tracked = connection.Features.Get<TrackedConnection>();
 
         while (true)
         {
@@ -40,7 +40,7 @@ public sealed class EchoHandler : ConnectionHandler
             }
             else
             {
-                using var quiet = new CancellationTokenSource(DrainQuietPeriod);
+                using var quiet = new CancellationTokenSource(DrainQuietPeriod, timeProvider);
                 try
                 {
                     result = await input.ReadAsync(quiet.Token);
@@ -51,20 +51,12 @@ public sealed class EchoHandler : ConnectionHandler
                 }
             }
 
-            // Over a socket, straight from the input buffer (no copy); then release the buffer.
             var end = result.Buffer.End;
             var completed = result.IsCompleted;
             var canceled = result.IsCanceled;
-            var sent = result.Buffer.IsEmpty || await (tracked is not null
-                ? tracked.SendDirectAsync(result.Buffer)
-                : TrackedConnection.WriteAndFlushAsync(connection.Transport.Output, result.Buffer));
+            var sent = result.Buffer.IsEmpty || await WriteAsync(output, result.Buffer);
             input.AdvanceTo(end);
-            if (!sent)
-            {
-                return;
-            }
-
-            if (completed)
+            if (!sent || completed)
             {
                 return;
             }
@@ -80,5 +72,22 @@ public sealed class EchoHandler : ConnectionHandler
                 draining = true;
             }
         }
+    }
+
+    /// <summary>Writes the received segments back, in order; false once the client is gone.</summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    private static async ValueTask<bool> WriteAsync(PipeWriter output, ReadOnlySequence<byte> data)
+    {
+        if (data.IsSingleSegment)
+        {
+            return !(await output.WriteAsync(data.First)).IsCompleted;
+        }
+
+        foreach (var segment in data)
+        {
+            output.Write(segment.Span);
+        }
+
+        return !(await output.FlushAsync()).IsCompleted;
     }
 }

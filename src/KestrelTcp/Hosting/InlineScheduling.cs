@@ -13,7 +13,7 @@ namespace KestrelTcp.Hosting;
 /// safe because no handler blocks a thread (the house rule for handlers, see README); a handler that
 /// blocked would stall every connection on its event thread.
 /// </summary>
-public static class InlineScheduling
+internal static class InlineScheduling
 {
     /// <summary>The runtime's switch for inline socket completions.</summary>
     public const string SocketsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
@@ -22,7 +22,7 @@ public static class InlineScheduling
     /// Turns the runtime's half on if <c>KestrelTcp:Transport:InlineScheduling</c> is not <c>false</c>,
     /// unless the operator set the variable (to <c>0</c> to keep socket completions on the thread
     /// pool). Must run before the process makes its first socket and before the host is built
-    /// (building it creates Kestrel's transport, which reads <see cref="IsActive(KestrelTcpOptions?)"/>).
+    /// (building it creates Kestrel's transport, which reads <see cref="IsActive(TransportOptions)"/>).
     /// </summary>
     public static void PrepareSockets(IConfiguration configuration)
     {
@@ -37,8 +37,8 @@ public static class InlineScheduling
     }
 
     /// <summary>Kestrel's half follows the runtime's: on only when configured and socket completions are inline.</summary>
-    public static bool IsActive(KestrelTcpOptions? options) =>
-        IsActive(options?.InlineScheduling ?? true, Environment.GetEnvironmentVariable(SocketsVariable));
+    public static bool IsActive(TransportOptions options) =>
+        IsActive(options.InlineScheduling, Environment.GetEnvironmentVariable(SocketsVariable));
 
     internal static string? SocketsVariableToSet(bool configured, string? current) => configured && current is null ? "1" : null;
 

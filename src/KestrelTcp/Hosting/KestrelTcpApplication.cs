@@ -1,3 +1,4 @@
+using KestrelTcp.Configuration;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
 
@@ -22,34 +23,49 @@ public static class ExitCodes
 /// <summary>Runs the application and turns start-up failures into the documented exit codes.</summary>
 public static class KestrelTcpApplication
 {
-    /// <summary>Runs until SIGTERM or Ctrl+C; returns 0, 2 for invalid configuration, or 3 for a port in use.</summary>
-    public static async Task<int> RunKestrelTcpAsync(this WebApplication app)
+    /// <summary>
+    /// Builds the application (reading and validating the <c>KestrelTcp</c> configuration once), lets
+    /// <paramref name="configure"/> map its endpoints, and runs it until SIGTERM or Ctrl+C; returns 0,
+    /// 2 for invalid configuration (every problem on stderr, nothing bound), or 3 for a port in use.
+    /// </summary>
+    public static async Task<int> RunKestrelTcpAsync(this WebApplicationBuilder builder, Action<WebApplication>? configure = null)
     {
-        ArgumentNullException.ThrowIfNull(app);
-        var runtime = app.Services.GetRequiredService<KestrelTcpRuntime>();
+        ArgumentNullException.ThrowIfNull(builder);
+        WebApplication app;
+        KestrelTcpRuntime runtime;
         try
         {
-            // Validate first, so invalid configuration is reported as the list of problems alone,
-            // not after the host's own "Hosting failed to start" error with a stack trace.
-            _ = app.Services.GetRequiredService<IOptions<KestrelTcp.Configuration.KestrelTcpOptions>>().Value;
+            app = builder.Build();
+            // Resolved before running: RunAsync disposes the services when it ends, failed or not.
+            runtime = app.Services.GetRequiredService<KestrelTcpRuntime>();
+        }
+        catch (KestrelTcpConfigurationException ex)
+        {
+            return await InvalidConfigurationAsync(ex);
+        }
+
+        configure?.Invoke(app);
+        try
+        {
             await app.RunAsync();
             return ExitCodes.Success;
-        }
-        catch (OptionsValidationException ex)
-        {
-            foreach (var failure in ex.Failures)
-            {
-                await Console.Error.WriteLineAsync(failure);
-            }
-
-            await Console.Error.WriteLineAsync($"KestrelTcp: invalid configuration ({ex.Failures.Count()} problem(s)); not started.");
-            return ExitCodes.InvalidConfiguration;
         }
         catch (IOException ex) when (ex.InnerException is AddressInUseException)
         {
             await Console.Error.WriteLineAsync(DescribeBindFailure(runtime, ex.Message));
             return ExitCodes.AddressInUse;
         }
+    }
+
+    private static async Task<int> InvalidConfigurationAsync(KestrelTcpConfigurationException ex)
+    {
+        foreach (var problem in ex.Problems)
+        {
+            await Console.Error.WriteLineAsync(problem);
+        }
+
+        await Console.Error.WriteLineAsync($"KestrelTcp: invalid configuration ({ex.Problems.Count} problem(s)); not started.");
+        return ExitCodes.InvalidConfiguration;
     }
 
     /// <summary>Names the listener behind Kestrel's "Failed to bind to address http://…" message.</summary>

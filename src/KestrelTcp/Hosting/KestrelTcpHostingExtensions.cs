@@ -2,6 +2,7 @@ using KestrelTcp.Configuration;
 using KestrelTcp.Diagnostics;
 using KestrelTcp.Handlers;
 using KestrelTcp.Transport;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -32,9 +33,12 @@ public static class KestrelTcpHostingExtensions
     public static KestrelTcpBuilder AddKestrelTcp(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton<IConfigureOptions<KestrelTcpOptions>, KestrelTcpOptionsReader>();
-        services.AddSingleton<IValidateOptions<KestrelTcpOptions>, KestrelTcpOptionsValidator>();
-        services.AddOptions<KestrelTcpOptions>().ValidateOnStart();
+
+        // The configuration snapshot, read and validated once, when the host is built (after every
+        // handler is registered): an invalid one throws KestrelTcpConfigurationException out of Build,
+        // with every problem, before anything binds.
+        services.AddSingleton(sp => KestrelTcpOptionsReader.Read(
+            sp.GetRequiredService<IConfiguration>(), sp.GetServices<HandlerRegistration>()));
 
         services.AddSingleton<KestrelTcpRuntime>();
         services.AddSingleton(sp => new Lazy<KestrelTcpRuntime>(sp.GetRequiredService<KestrelTcpRuntime>));
@@ -44,11 +48,12 @@ public static class KestrelTcpHostingExtensions
         services.AddHostedService<KestrelTcpLifecycle>();
         services.AddHealthChecks().AddCheck<ReadinessHealthCheck>("listeners", tags: [ManagementEndpoints.ReadyTag]);
 
-        // Larger transport blocks: fewer receive calls and thread hops per byte (docs/benchmarks.md).
-        services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>(new LargeBlockMemoryPoolFactory(
+        // Larger blocks for Kestrel's transport (the HTTP port, Unix sockets, Transport:Kind=Kestrel):
+        // fewer receive calls and thread hops per byte (docs/benchmarks.md).
+        services.AddSingleton<IMemoryPoolFactory<byte>>(new LargeBlockMemoryPoolFactory(
             LargeBlockMemoryPoolFactory.DefaultBlockSize, LargeBlockMemoryPoolFactory.DefaultRetainedBlocks));
 
-        services.AddOptions<SocketTransportOptions>().Configure<IOptions<KestrelTcpOptions>>((transport, options) =>
+        services.AddOptions<SocketTransportOptions>().Configure<KestrelTcpOptions>((transport, options) =>
         {
             // The transport reads ahead of the handler up to this much per connection whatever the
             // handler examined: it is the real per-connection input bound. Kestrel's 1 MiB suits HTTP
@@ -57,38 +62,35 @@ public static class KestrelTcpHostingExtensions
             // stream's window (two 64 KiB reads) while bounding a hostile connection to a few
             // hundred KiB (docs/operations.md).
             transport.MaxReadBufferSize = MaxReadBufferSize;
-            transport.UnsafePreferInlineScheduling = InlineScheduling.IsActive(options.ValueOrNull());
-            if (options.ValueOrNull()?.Backlog is { } backlog)
+            transport.UnsafePreferInlineScheduling = InlineScheduling.IsActive(options.Transport);
+            if (options.Backlog is { } backlog)
             {
                 transport.Backlog = backlog;
             }
         });
 
-        // KestrelTcp's own transport for the TCP listeners; it hands the HTTP port (and anything not a
-        // listener endpoint) to Kestrel's socket transport. Registered last, so Kestrel asks it first.
+        // KestrelTcp's own transport binds the listeners' TcpListenEndPoints; Kestrel's socket transport
+        // (registered by UseKestrel) binds everything else. Registered after it, so Kestrel asks it first.
         services.AddSingleton(sp =>
         {
-            var sockets = sp.GetRequiredService<IOptions<SocketTransportOptions>>();
-            var options = sp.GetRequiredService<IOptions<KestrelTcpOptions>>().ValueOrNull();
-            var settings = new TcpTransportSettings(
-                sockets.Value.Backlog,
-                sockets.Value.NoDelay,
-                sockets.Value.MaxReadBufferSize ?? long.MaxValue,
-                InlineScheduling.IsActive(options),
-                LargeBlockMemoryPoolFactory.DefaultBlockSize,
-                TcpTransportFactory.DefaultRetainedBlocks);
-            return new TcpTransportFactory(sockets, sp.GetRequiredService<ILoggerFactory>(), settings);
+            var options = sp.GetRequiredService<KestrelTcpOptions>();
+            return new TcpTransportFactory(
+                new TcpTransportOptions
+                {
+                    Backlog = options.Backlog ?? new TcpTransportOptions().Backlog,
+                    MaxReadBufferSize = MaxReadBufferSize,
+                    InlineCompletions = InlineScheduling.IsActive(options.Transport),
+                    TimeProvider = sp.GetRequiredService<TimeProvider>(),
+                },
+                sp.GetRequiredService<ILoggerFactory>());
         });
-        services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>(sp => sp.GetRequiredService<TcpTransportFactory>());
+        services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<TcpTransportFactory>());
 
         // The drain runs inside the host's stop: give it Delay + DrainTimeout and a margin.
-        services.AddOptions<HostOptions>().Configure<IOptions<KestrelTcpOptions>>((host, options) =>
+        services.AddOptions<HostOptions>().Configure<KestrelTcpOptions>((host, options) =>
         {
-            if (options.ValueOrNull()?.Shutdown is { } shutdown)
-            {
-                var needed = shutdown.Delay + shutdown.DrainTimeout + TimeSpan.FromSeconds(5);
-                host.ShutdownTimeout = needed > host.ShutdownTimeout ? needed : host.ShutdownTimeout;
-            }
+            var needed = options.Shutdown.Delay + options.Shutdown.DrainTimeout + TimeSpan.FromSeconds(5);
+            host.ShutdownTimeout = needed > host.ShutdownTimeout ? needed : host.ShutdownTimeout;
         });
 
         return new KestrelTcpBuilder(services)

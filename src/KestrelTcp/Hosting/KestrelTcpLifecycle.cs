@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using KestrelTcp.Connections;
 using KestrelTcp.Diagnostics;
 using KestrelTcp.Transport;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
@@ -10,17 +10,23 @@ namespace KestrelTcp.Hosting;
 /// Start and stop of the TCP side. Started: marks listeners bound and logs each real endpoint.
 /// Stopping (before Kestrel's own stop, which would close the HTTP port too): readiness turns 503,
 /// then after <c>Shutdown:Delay</c> the listeners refuse new connections, every open connection is
-/// asked to finish, and whatever remains after <c>Shutdown:DrainTimeout</c> is aborted.
+/// asked to finish (Kestrel's close request, nothing else), and whatever remains after
+/// <c>Shutdown:DrainTimeout</c> is aborted. Every wait reads the injected <see cref="TimeProvider"/>.
 /// </summary>
 internal sealed class KestrelTcpLifecycle(
     KestrelTcpRuntime runtime,
-    IOptions<SocketTransportOptions> transport,
+    IOptions<SocketTransportOptions> sockets,
     TcpTransportFactory tcpTransport,
     ILogger<KestrelTcpLifecycle> logger,
     TimeProvider time) : IHostedLifecycleService, IDisposable
 {
-    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(20);
-    private IdleScan? _idleScan;
+    /// <summary>How often the drain looks whether every connection has finished.</summary>
+    public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>How long aborted connections get to record their close before Kestrel stops.</summary>
+    public static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(1);
+
+    private IdleTimeout? _idleTimeout;
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -39,12 +45,11 @@ internal sealed class KestrelTcpLifecycle(
             Log.ManagementStarted(logger, http);
         }
 
-        var socket = transport.Value;
         var own = tcpTransport.Bound;
-        Log.TransportStarted(logger, own > 0 ? "KestrelTcp" : "Kestrel", own, socket.UnsafePreferInlineScheduling,
-            LargeBlockMemoryPoolFactory.DefaultBlockSize, socket.MaxReadBufferSize ?? 0);
+        Log.TransportStarted(logger, own > 0 ? "KestrelTcp" : "Kestrel", own, sockets.Value.UnsafePreferInlineScheduling,
+            tcpTransport.Options.BlockSize, tcpTransport.Options.MaxReadBufferSize);
 
-        _idleScan = new IdleScan(runtime.Listeners, time);
+        _idleTimeout = new IdleTimeout(runtime.Listeners, time);
         runtime.State = ServerState.Ready;
         return Task.CompletedTask;
     }
@@ -78,7 +83,7 @@ internal sealed class KestrelTcpLifecycle(
 
         foreach (var connection in runtime.Listeners.SelectMany(l => l.OpenConnections))
         {
-            connection.RequestShutdown();
+            connection.RequestClose(CloseReason.Shutdown);
         }
 
         var aborted = 0;
@@ -90,8 +95,7 @@ internal sealed class KestrelTcpLifecycle(
                 connection.Abort("Shutdown drain timeout");
             }
 
-            // Let the aborted connections record their close before Kestrel stops.
-            await WaitForNoOpenConnections(TimeSpan.FromSeconds(1), CancellationToken.None);
+            await WaitForNoOpenConnections(AbortGrace, CancellationToken.None);
         }
 
         foreach (var listener in runtime.Listeners)
@@ -106,23 +110,23 @@ internal sealed class KestrelTcpLifecycle(
 
     public Task StoppedAsync(CancellationToken cancellationToken)
     {
-        _idleScan?.Dispose();
+        _idleTimeout?.Dispose();
         return Task.CompletedTask;
     }
 
-    public void Dispose() => _idleScan?.Dispose();
+    public void Dispose() => _idleTimeout?.Dispose();
 
     private async Task<bool> WaitForNoOpenConnections(TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        var started = time.GetTimestamp();
         while (runtime.Listeners.Any(l => l.HasOpenConnections))
         {
-            if (Stopwatch.GetTimestamp() >= deadline || cancellationToken.IsCancellationRequested)
+            if (time.GetElapsedTime(started) >= timeout || cancellationToken.IsCancellationRequested)
             {
                 return false;
             }
 
-            await Task.Delay(PollInterval, CancellationToken.None);
+            await Task.Delay(PollInterval, time, CancellationToken.None);
         }
 
         return true;

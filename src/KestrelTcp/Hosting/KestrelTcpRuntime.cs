@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 namespace KestrelTcp.Hosting;
 
 /// <summary>Where the whole server is in its life.</summary>
-public enum ServerState
+internal enum ServerState
 {
     /// <summary>Binding listeners.</summary>
     Starting,
@@ -23,32 +23,14 @@ public enum ServerState
 /// The listeners of this process and the server's state: what health, metrics and shutdown read
 /// and act on. Created from the validated options; handlers are created here, one per listener.
 /// </summary>
-internal sealed class KestrelTcpRuntime
+internal sealed class KestrelTcpRuntime(KestrelTcpOptions options, IServiceProvider services)
 {
     private volatile int _state;
 
-    public KestrelTcpRuntime(IOptions<KestrelTcpOptions> options, IServiceProvider services)
-    {
-        if (options.ValueOrNull() is not { } valid)
-        {
-            // Start-up will stop with every problem listed (ValidateOnStart); bind nothing meanwhile.
-            Options = new KestrelTcpOptions();
-            Listeners = [];
-            return;
-        }
+    public KestrelTcpOptions Options { get; } = options;
 
-        IsValid = true;
-        Options = valid;
-        Listeners = [.. Options.Listeners.Select(l => new ListenerRuntime(l, CreateHandler(l.HandlerType!, l, services)))];
-    }
-
-    public KestrelTcpOptions Options { get; }
-
-    /// <summary>False when configuration is invalid: nothing is bound and start-up fails.</summary>
-    public bool IsValid { get; }
-
-    public IReadOnlyList<ListenerRuntime> Listeners { get; }
-
+    public IReadOnlyList<ListenerRuntime> Listeners { get; } =
+        [.. options.Listeners.Select(l => new ListenerRuntime(l, CreateHandler(l.HandlerType!, l, services)))];
     public ListenOptions? HttpListenOptions { get; set; }
 
     public ServerState State

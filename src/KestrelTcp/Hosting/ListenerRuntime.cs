@@ -75,7 +75,6 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
 
     public void OnClosed(TrackedConnection connection, CloseReason reason, double seconds)
     {
-        connection.PublishSent();
         _open.TryRemove(connection, out _);
         Stats.OnClosed(reason, seconds);
     }

@@ -1,7 +1,7 @@
 namespace KestrelTcp.Hosting;
 
 /// <summary>Where a listener is in its life, as <c>/health</c> reports it.</summary>
-public enum ListenerState
+internal enum ListenerState
 {
     /// <summary>Configured, not bound yet.</summary>
     Starting,

@@ -169,7 +169,7 @@ public class ConnectionLimitTests
             {
             }
 
-            await TestServer.WaitUntilAsync(() => Task.FromResult(server.Runtime.Find("echo")!.OpenCount == 0), because: "the connection to close");
+            await server.WaitForQuietAsync();
         }
 
         Assert.Equal(0, await server.MetricAsync(Rejected, ("listener", "echo"), ("reason", "max_connections")));

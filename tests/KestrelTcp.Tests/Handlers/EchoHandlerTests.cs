@@ -9,7 +9,7 @@ public class EchoHandlerTests
     public async Task OnConnectedAsync_BinaryInManyWrites_EchoedExactlyThenClosedAtEof()
     {
         var connection = new PipeConnection();
-        var run = connection.RunAsync(new EchoHandler());
+        var run = connection.RunAsync(new EchoHandler(TimeProvider.System));
         var all = Enumerable.Range(0, 256).Select(i => (byte)i).ToArray();
         foreach (var chunk in all.Chunk(7))
         {
@@ -25,7 +25,7 @@ public class EchoHandlerTests
     public async Task OnConnectedAsync_CloseRequested_ReturnsWhatWasReceivedThenCloses()
     {
         var connection = new PipeConnection();
-        var run = connection.RunAsync(new EchoHandler());
+        var run = connection.RunAsync(new EchoHandler(TimeProvider.System));
         await connection.SendAsync("before shutdown");
         Assert.Equal("before shutdown", await connection.ReadTextAsync(15));
         await connection.SendAsync("late");
@@ -38,7 +38,7 @@ public class EchoHandlerTests
     public async Task OnConnectedAsync_ShutdownWhileDataStillArriving_EchoesUntilQuietThenCloses()
     {
         var connection = new PipeConnection();
-        var run = connection.RunAsync(new EchoHandler());
+        var run = connection.RunAsync(new EchoHandler(TimeProvider.System));
         var reading = connection.ReadAllAsync();
         connection.RequestClose();
         // Bytes still arriving after the request (from socket buffers) are echoed too.
@@ -56,7 +56,7 @@ public class EchoHandlerTests
     public async Task OnConnectedAsync_EmptyConnection_ClosesWithNothingSent()
     {
         var connection = new PipeConnection();
-        var run = connection.RunAsync(new EchoHandler());
+        var run = connection.RunAsync(new EchoHandler(TimeProvider.System));
         connection.CompleteSending();
         Assert.Empty(await connection.ReadAllAsync());
         await run;

@@ -110,7 +110,7 @@ public class GreetingHandlerTests
         var run = connection.RunAsync(Handler());
         Assert.Equal(Banner, await connection.ReadTextAsync(Banner.Length));
         connection.SetCloseReason(CloseReason.IdleTimeout);
-        connection.Context.Transport.Input.CancelPendingRead();
+        connection.RequestClose();
         Assert.Empty(await connection.ReadAllAsync());
         await run;
     }

@@ -1,4 +1,4 @@
-using KestrelTcp.Hosting;
+using KestrelTcp.Transport;
 
 namespace KestrelTcp.Tests.Hosting;
 

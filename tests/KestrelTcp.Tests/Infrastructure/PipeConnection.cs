@@ -46,8 +46,10 @@ public sealed class PipeConnection : ICloseReasonFeature, IConnectionLifetimeNot
 
     public void SetCloseReason(CloseReason reason) => Interlocked.CompareExchange(ref _reason, (int)reason, 0);
 
+    /// <summary>As the drain asks: the reason is recorded (unless one was), then the close request cancels the pending read.</summary>
     public void RequestClose()
     {
+        SetCloseReason(CloseReason.Shutdown);
         _closeRequested.Cancel();
         Context.Transport.Input.CancelPendingRead();
     }

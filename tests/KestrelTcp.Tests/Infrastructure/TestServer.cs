@@ -113,9 +113,9 @@ public sealed class TestServer : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits until every listener's open set is empty (all closes recorded).</summary>
+    /// <summary>Waits until every listener's open set is empty (all closes recorded) and every place under the limits given back.</summary>
     public Task WaitForQuietAsync() =>
-        WaitUntilAsync(() => Task.FromResult(Runtime.Listeners.All(l => l.OpenCount == 0 && l.ActiveConnections == 0)), because: "connections to close");
+        WaitUntilAsync(() => Task.FromResult(Runtime.Listeners.All(l => l.OpenCount == 0 && l.ActiveConnections == 0 && l.Limiter.Open == 0)), because: "connections to close");
 
     public async ValueTask DisposeAsync()
     {

@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 
 namespace KestrelTcp.Tests.Configuration;
 
-public class KestrelTcpOptionsTests
+public class KestrelTcpOptionsReaderTests
 {
     private static ServiceProvider Services(Dictionary<string, string?> settings)
     {
@@ -19,13 +19,13 @@ public class KestrelTcpOptionsTests
         return services.BuildServiceProvider();
     }
 
-    private static KestrelTcpOptions Read(Dictionary<string, string?> settings) =>
-        Services(settings).GetRequiredService<IOptions<KestrelTcpOptions>>().Value;
+    internal static KestrelTcpOptions Read(Dictionary<string, string?> settings) =>
+        Services(settings).GetRequiredService<KestrelTcpOptions>();
 
     private static IReadOnlyList<string> Problems(Dictionary<string, string?> settings)
     {
-        var ex = Assert.Throws<OptionsValidationException>(() => Read(settings));
-        return [.. ex.Failures];
+        var ex = Assert.Throws<KestrelTcpConfigurationException>(() => Read(settings));
+        return ex.Problems;
     }
 
     private static Dictionary<string, string?> With(params (string Key, string? Value)[] settings) =>
@@ -122,9 +122,9 @@ public class KestrelTcpOptionsTests
     [InlineData("KestrelTcp", TransportKind.KestrelTcp)]
     [InlineData("Kestrel", TransportKind.Kestrel)]
     [InlineData("kestrel", TransportKind.Kestrel)]
-    public void Read_TransportKind_Parsed(string? value, TransportKind expected)
+    internal void Read_TransportKind_Parsed(string? value, TransportKind expected)
     {
-        Assert.Equal(expected, Read(With(("Transport:Kind", value))).Transport);
+        Assert.Equal(expected, Read(With(("Transport:Kind", value))).Transport.Kind);
     }
 
     [Fact]

@@ -1,4 +1,4 @@
-namespace KestrelTcp.Hosting;
+namespace KestrelTcp.Transport;
 
 /// <summary>
 /// A small thread-safe last-in first-out store of reusable objects, holding at most a fixed number:

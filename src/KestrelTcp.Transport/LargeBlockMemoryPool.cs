@@ -1,7 +1,7 @@
 using System.Buffers;
 using Microsoft.AspNetCore.Connections;
 
-namespace KestrelTcp.Hosting;
+namespace KestrelTcp.Transport;
 
 /// <summary>
 /// Gives Kestrel memory pools of larger blocks than its own 4 KiB. The socket transport receives
@@ -11,7 +11,7 @@ namespace KestrelTcp.Hosting;
 /// come with each. Idle connections hold no block either way (the transport waits for data before
 /// renting one), so held connections cost no more memory.
 /// </summary>
-internal sealed class LargeBlockMemoryPoolFactory(int blockSize, int retainedBlocks) : IMemoryPoolFactory<byte>
+public sealed class LargeBlockMemoryPoolFactory(int blockSize, int retainedBlocks) : IMemoryPoolFactory<byte>
 {
     /// <summary>
     /// 64 KiB, as the C reference's read buffer: with inline scheduling each read is handled before the
@@ -30,6 +30,8 @@ internal sealed class LargeBlockMemoryPoolFactory(int blockSize, int retainedBlo
     /// </summary>
     public const int DefaultRetainedBlocks = 32;
 
+    /// <inheritdoc />
+    /// <inheritdoc />
     public MemoryPool<byte> Create(MemoryPoolOptions? options = null) => new LargeBlockMemoryPool(blockSize, retainedBlocks);
 }
 

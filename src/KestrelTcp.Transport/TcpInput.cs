@@ -48,6 +48,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     private bool _readable;          // readiness was seen and not used yet
     private bool _lastFilled;        // the last receive filled its space: more is likely there
     private bool _cancelRequested;
+    private bool _watching;          // ConnectionClosed is awaited: read ahead while no read is pending
     private bool _eof;
     private bool _completed;
 
@@ -129,6 +130,11 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
             _resultOutstanding = false;
             if (_head is null || consumed.GetObject() is not Block block)
             {
+                if (_watching)
+                {
+                    ReadAhead();
+                }
+
                 return;
             }
 
@@ -136,7 +142,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
             {
                 var next = (Block?)_head.Next ?? throw new InvalidOperationException("The position is not part of the last buffer read.");
                 _buffered -= _head.End - _headStart;
-                _connection.Pool.Return(_head);
+                _connection.Blocks.Return(_head);
                 _head = next;
                 _headStart = 0;
             }
@@ -146,7 +152,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
             _headStart = index;
             if (_head == _tail && _headStart == _tail.End)
             {
-                _connection.Pool.Return(_head);
+                _connection.Blocks.Return(_head);
                 _head = _tail = null;
                 _headStart = 0;
                 _buffered = 0;
@@ -156,6 +162,11 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
             {
                 // Bytes after what was examined are returned by the next read without waiting for more.
                 _unexamined = examined.GetObject() != _tail || examined.GetInteger() != _tail!.End;
+            }
+
+            if (_watching)
+            {
+                ReadAhead();
             }
         }
     }
@@ -230,7 +241,17 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         {
             _waiting = false;
             _ = Readied(status);
-            if (!_readPending || !TryProduce(out result, out error))
+            if (!_readPending)
+            {
+                if (_watching)
+                {
+                    ReadAhead();
+                }
+
+                return;
+            }
+
+            if (!TryProduce(out result, out error))
             {
                 return;
             }
@@ -244,7 +265,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         {
             // The connection is ending: its handler's finish (close event, teardown) runs on a close
             // lane, not on this socket event thread, which serves every other socket it watches.
-            CloseLane.Post(this);
+            _connection.CloseLanes!.Post(DeliverEnd);
         }
         else if (error is null)
         {
@@ -253,6 +274,67 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         else
         {
             _source.SetException(error);
+        }
+    }
+
+    /// <summary>
+    /// Someone waits for <c>ConnectionClosed</c>: from now on, while no read is pending, the reader keeps
+    /// a readiness wait of its own and receives ahead (within <c>MaxReadBufferSize</c>), so that the
+    /// client's FIN or reset is seen even by a handler that is not reading, as Kestrel's receive loop sees it.
+    /// </summary>
+    public void WatchForEnd()
+    {
+        lock (_waiter)
+        {
+            _watching = true;
+            if (!_readPending && !_resultOutstanding)
+            {
+                ReadAhead();
+            }
+        }
+    }
+
+    /// <summary>Under the lock, with no read pending: receives what is there and waits for more, until the end or the read-ahead bound.</summary>
+    private void ReadAhead()
+    {
+        while (!_completed && !_eof && _error is null && !_waiting && _buffered < _connection.MaxReadBuffer)
+        {
+            if (_readable || _lastFilled)
+            {
+                _readable = false;
+                var received = ReceiveNow();
+                if (received == 0)
+                {
+                    _eof = true;
+                }
+
+                if (received != WouldBlock)
+                {
+                    _unexamined |= received > 0;
+                    continue;
+                }
+            }
+
+            _lastFilled = false;
+            _waiting = true;
+            bool pending;
+            try
+            {
+                pending = _connection.Socket.ReceiveAsync(_waiter);
+            }
+            catch (ObjectDisposedException)
+            {
+                pending = false;
+                _waiter.SocketError = SocketError.OperationAborted;
+            }
+
+            if (pending)
+            {
+                return;
+            }
+
+            _waiting = false;
+            _ = Readied(_waiter.SocketError);
         }
     }
 
@@ -386,7 +468,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     {
         var target = _tail is { Free: >= MinimumReceiveSpace } tail ? tail : null;
         var rented = target is null;
-        target ??= _connection.Pool.Rent();
+        target ??= _connection.Blocks.Rent();
         var space = target.Free;
         int received;
         SocketError status;
@@ -419,14 +501,14 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
 
             target.Grow(received);
             _buffered += received;
-            _connection.Observer?.OnReceived(received);
+            _connection.OnReceived(received);
             _lastFilled = received == space;
             return received;
         }
 
         if (rented)
         {
-            _connection.Pool.Return(target);
+            _connection.Blocks.Return(target);
         }
 
         if (status == SocketError.Success && _connection.IsClosed)
@@ -438,7 +520,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
 
         if (status == SocketError.Success)
         {
-            _connection.Observer?.OnClientCompleted();
+            _connection.OnClientGone();
             return 0;
         }
 
@@ -448,6 +530,11 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         }
 
         _error ??= MapError(status);
+        if (_error is ConnectionResetException)
+        {
+            _connection.OnClientGone();
+        }
+
         return Failed;
     }
 
@@ -460,6 +547,11 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         }
 
         _error ??= MapError(status);
+        if (_error is ConnectionResetException)
+        {
+            _connection.OnClientGone();
+        }
+
         return false;
     }
 
@@ -516,7 +608,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
 
     private void ReleaseBuffers()
     {
-        _connection.Pool.ReturnChain(_head);
+        _connection.Blocks.ReturnChain(_head);
         _head = _tail = null;
         _headStart = 0;
         _buffered = 0;

@@ -1,5 +1,4 @@
 using System.Buffers;
-using KestrelTcp.Hosting;
 
 namespace KestrelTcp.Transport;
 
@@ -64,6 +63,9 @@ internal sealed class BlockPool(int blockSize, int retained)
             _free.TryPush(block);
         }
     }
+
+    /// <summary>Keeps no block from now on (the transport is disposed).</summary>
+    public void Close() => _free.Close();
 
     /// <summary>Takes back a block and every block linked after it.</summary>
     public void ReturnChain(Block? block)

@@ -1,0 +1,34 @@
+namespace KestrelTcp.Transport;
+
+/// <summary>How KestrelTcp's socket transport binds and serves connections.</summary>
+public sealed record TcpTransportOptions
+{
+    /// <summary>The listen backlog (<c>listen(N)</c>). Default 512, as Kestrel's socket transport.</summary>
+    public int Backlog { get; init; } = 512;
+
+    /// <summary>Disables Nagle's algorithm on accepted sockets. Default true, as Kestrel's socket transport: replies go out at once.</summary>
+    public bool NoDelay { get; init; } = true;
+
+    /// <summary>
+    /// Received bytes a connection may hold unconsumed before it stops receiving (Kestrel's
+    /// <c>MaxReadBufferSize</c>). Default 128 KiB: two reads of a bulk stream, a few hundred KiB at
+    /// most for a hostile client.
+    /// </summary>
+    public long MaxReadBufferSize { get; init; } = 128 * 1024;
+
+    /// <summary>
+    /// Run a handler's continuation on the socket event thread that completed its read, instead of
+    /// the thread pool. Default false; only safe when no handler blocks a thread, and it only pays
+    /// with the runtime's inline socket completions (<c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c>).
+    /// </summary>
+    public bool InlineCompletions { get; init; }
+
+    /// <summary>The size of a pooled buffer block. Default 64 KiB, the C reference's read size: one read takes what one block holds.</summary>
+    public int BlockSize { get; init; } = 64 * 1024;
+
+    /// <summary>Free blocks kept for reuse by one transport (4 MiB at 64 KiB); a block is out only while its bytes are in flight.</summary>
+    public int RetainedBlocks { get; init; } = 64;
+
+    /// <summary>Where the transport reads time (the last-receive timestamps). Default the system clock.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+}

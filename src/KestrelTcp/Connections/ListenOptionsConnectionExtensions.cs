@@ -1,0 +1,17 @@
+using KestrelTcp.Diagnostics;
+using KestrelTcp.Hosting;
+using Microsoft.AspNetCore.Connections;
+
+namespace KestrelTcp.Connections;
+
+/// <summary>The per-connection middleware of a listener, one <c>Use…</c> each; the order is written once, in <see cref="KestrelEndpointSetup"/>.</summary>
+internal static class ListenOptionsConnectionExtensions
+{
+    /// <summary>Refuses connections over the listener's limits or while it drains; gives the place back when an accepted one ends.</summary>
+    public static IConnectionBuilder UseConnectionLimits(this IConnectionBuilder builder, ListenerRuntime listener, ILogger logger, TimeProvider time) =>
+        builder.Use(next => new ConnectionLimitMiddleware(next, listener, logger, time).OnConnectionAsync);
+
+    /// <summary>Counts, lists, closes and logs each accepted connection.</summary>
+    public static IConnectionBuilder UseConnectionTracking(this IConnectionBuilder builder, ListenerRuntime listener, KestrelTcpMetrics metrics, ILogger logger, TimeProvider time) =>
+        builder.Use(next => new ConnectionTrackingMiddleware(next, listener, metrics, logger, time).OnConnectionAsync);
+}
