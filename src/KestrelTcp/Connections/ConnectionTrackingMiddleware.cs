@@ -7,8 +7,8 @@ namespace KestrelTcp.Connections;
 
 /// <summary>
 /// Sees every accepted connection of a listener: counts it, keeps it in the listener's open set,
-/// has its transport add its bytes to the listener's totals, turns a close request into a canceled
-/// read (<see cref="ConnectionClosing"/>), and on the way out decides the close reason (the one owner
+/// has its transport add its bytes to the listener's totals, answers the connection's close request
+/// (<see cref="TrackedConnection"/>), and on the way out decides the close reason (the one owner
 /// of it: a reason recorded earlier by the handler, the idle timeout or the drain wins; otherwise the
 /// client's doing or ours), records it with the duration, and logs one event.
 /// </summary>
@@ -20,9 +20,7 @@ internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, List
             ?? throw new InvalidOperationException($"{nameof(TransferCountingExtensions.UseTransferCounting)} must run before the tracking middleware.");
         transfer.Totals = listener.Stats.Transfer;
         var tracked = new TrackedConnection(connection, transfer, time.GetTimestamp(), time.GetUtcNow());
-        connection.Features.Set<ICloseReasonFeature>(tracked);
         listener.OnAccepted(tracked);
-        using var closing = ConnectionClosing.CancelReadOnCloseRequest(connection);
         try
         {
             await next(connection);

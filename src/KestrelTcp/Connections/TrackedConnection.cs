@@ -9,28 +9,53 @@ namespace KestrelTcp.Connections;
 /// One open connection of a listener, as the tracking middleware keeps it in the listener's open
 /// set (where <c>/connections</c>, the idle timeout and the drain find it): when it started, why it
 /// ends, and the transport's figures of what it moved (<see cref="IConnectionTransferFeature"/>).
+/// <para>
+/// It is also the connection's <see cref="IConnectionLifetimeNotificationFeature"/>, in front of
+/// Kestrel's: the drain and the idle timeout ask a connection to finish through that feature only,
+/// and Kestrel's close request by itself cancels nothing, so this one also cancels the pending read
+/// of the pipe the handler reads (the innermost <see cref="ConnectionContext.Transport"/> at that
+/// moment, after TLS or any other middleware that replaced it): a handler waiting for input wakes up
+/// and finishes gracefully. Decorating the feature costs nothing per connection, where registering
+/// on Kestrel's token cost a callback node and a registration list on every held connection.
+/// </para>
 /// </summary>
-internal sealed class TrackedConnection(ConnectionContext context, IConnectionTransferFeature transfer, long startTimestamp, DateTimeOffset connectedAt)
-    : ICloseReasonFeature
+internal sealed class TrackedConnection : ICloseReasonFeature, IConnectionLifetimeNotificationFeature
 {
+    private readonly ConnectionContext _context;
+    private readonly IConnectionLifetimeNotificationFeature? _kestrel;
     private int _closeReason;
 
-    public string Id => context.ConnectionId;
+    public TrackedConnection(ConnectionContext context, IConnectionTransferFeature transfer, long startTimestamp, DateTimeOffset connectedAt)
+    {
+        _context = context;
+        _kestrel = context.Features.Get<IConnectionLifetimeNotificationFeature>();
+        Transfer = transfer;
+        StartTimestamp = startTimestamp;
+        ConnectedAt = connectedAt;
+        context.Features.Set<ICloseReasonFeature>(this);
+        context.Features.Set<IConnectionLifetimeNotificationFeature>(this);
+    }
 
-    public ConnectionContext Context => context;
+    public string Id => _context.ConnectionId;
 
-    public IConnectionTransferFeature Transfer => transfer;
+    public IConnectionTransferFeature Transfer { get; }
 
     /// <summary>The client's endpoint; IPv4 clients of a dual-stack socket shown as IPv4.</summary>
-    public EndPoint? Remote => context.RemoteEndPoint switch
+    public EndPoint? Remote => _context.RemoteEndPoint switch
     {
         IPEndPoint { Address.IsIPv4MappedToIPv6: true } ip => new IPEndPoint(ip.Address.MapToIPv4(), ip.Port),
         var other => other,
     };
 
-    public DateTimeOffset ConnectedAt => connectedAt;
+    public DateTimeOffset ConnectedAt { get; }
 
-    public long StartTimestamp => startTimestamp;
+    public long StartTimestamp { get; }
+
+    public CancellationToken ConnectionClosedRequested
+    {
+        get => _kestrel?.ConnectionClosedRequested ?? CancellationToken.None;
+        set => throw new NotSupportedException("Kestrel owns the close request token.");
+    }
 
     /// <summary>When the idle timeout asked this connection to finish (a <see cref="TimeProvider"/> timestamp), or 0.</summary>
     public long IdleClosingSince { get; set; }
@@ -39,16 +64,24 @@ internal sealed class TrackedConnection(ConnectionContext context, IConnectionTr
 
     public void SetCloseReason(CloseReason reason) => Interlocked.CompareExchange(ref _closeReason, (int)reason, (int)CloseReason.None);
 
+    /// <summary>Kestrel's close request, then the handler's pending read canceled.</summary>
+    public void RequestClose()
+    {
+        _kestrel?.RequestClose();
+        // Not on the requester's thread: with inline scheduling the handler's continuation would run
+        // right there, and the drain and the idle scan serve every connection of the server.
+        ThreadPool.UnsafeQueueUserWorkItem(static c => c.Transport.Input.CancelPendingRead(), _context, preferLocal: false);
+    }
+
     /// <summary>
     /// Asks the connection to finish, for <paramref name="reason"/> (the drain, the idle timeout): the
-    /// reason is recorded, then Kestrel's close request is raised, which the tracking middleware turns
-    /// into a canceled read for the handler (<see cref="ConnectionClosing"/>).
+    /// reason is recorded, then the close is requested through the connection's lifetime feature.
     /// </summary>
     public void RequestClose(CloseReason reason)
     {
         SetCloseReason(reason);
-        context.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
+        _context.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
     }
 
-    public void Abort(string reason) => context.Abort(new ConnectionAbortedException(reason));
+    public void Abort(string reason) => _context.Abort(new ConnectionAbortedException(reason));
 }
