@@ -30,6 +30,9 @@ internal sealed record KestrelTcpOptions
 
     /// <summary>The transport of the TCP listeners (<c>KestrelTcp:Transport</c>).</summary>
     public TransportOptions Transport { get; init; } = new();
+
+    /// <summary>How the server logs (<c>KestrelTcp:Logging</c>).</summary>
+    public LoggingOptions Logging { get; init; } = new();
 }
 
 /// <summary>The transport of the TCP listeners: <c>KestrelTcp:Transport:*</c>.</summary>

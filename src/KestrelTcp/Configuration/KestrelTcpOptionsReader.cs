@@ -42,6 +42,7 @@ internal static class KestrelTcpOptionsReader
             InlineScheduling = ReadBool(transport, "InlineScheduling", true, problems),
             Kind = ReadTransportKind(transport, problems),
         };
+        var logging = new LoggingOptions { ConsoleFormat = ReadEnum(root.GetSection("Logging:ConsoleFormat"), ConsoleFormat.Text, "a console format", problems) };
         var limits = ReadLimits(root.GetSection("Limits"), ConnectionLimits.Default, problems);
         var shutdown = root.GetSection("Shutdown");
         var shutdownOptions = new ShutdownOptions
@@ -67,6 +68,7 @@ internal static class KestrelTcpOptionsReader
             Http = httpOptions,
             Backlog = backlog,
             Transport = transportOptions,
+            Logging = logging,
             Limits = limits,
             Shutdown = shutdownOptions,
             Listeners = listeners,
@@ -149,21 +151,25 @@ internal static class KestrelTcpOptionsReader
         return limits == defaults ? defaults : limits;
     }
 
-    private static TransportKind ReadTransportKind(IConfigurationSection transport, List<string> problems)
+    private static TransportKind ReadTransportKind(IConfigurationSection transport, List<string> problems) =>
+        ReadEnum(transport.GetSection("Kind"), TransportKind.KestrelTcp, "a transport", problems);
+
+    /// <summary>One of <typeparamref name="TEnum"/>'s names, case-insensitive (never a number); missing gives <paramref name="fallback"/>.</summary>
+    private static TEnum ReadEnum<TEnum>(IConfigurationSection section, TEnum fallback, string what, List<string> problems)
+        where TEnum : struct, Enum
     {
-        var section = transport.GetSection("Kind");
         if (section.Value is not { Length: > 0 } text)
         {
-            return TransportKind.KestrelTcp;
+            return fallback;
         }
 
-        if (Enum.TryParse<TransportKind>(text, ignoreCase: true, out var kind) && Enum.IsDefined(kind) && !char.IsDigit(text[0]))
+        if (Enum.TryParse<TEnum>(text, ignoreCase: true, out var value) && Enum.IsDefined(value) && !char.IsDigit(text[0]) && text[0] != '-')
         {
-            return kind;
+            return value;
         }
 
-        problems.Add($"{section.Path}: '{text}' is not a transport (KestrelTcp or Kestrel)");
-        return TransportKind.KestrelTcp;
+        problems.Add($"{section.Path}: '{text}' is not {what} ({string.Join(" or ", Enum.GetNames<TEnum>())})");
+        return fallback;
     }
 
     private static int ReadPort(IConfigurationSection parent, string key, int fallback, List<string> problems)

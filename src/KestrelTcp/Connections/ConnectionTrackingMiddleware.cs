@@ -46,8 +46,9 @@ internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, List
         tracked.SetCloseReason(tracked.Transfer.ClientClosed ? CloseReason.Client : CloseReason.Server);
         var reason = tracked.CloseReason;
         var duration = time.GetElapsedTime(tracked.StartTimestamp);
-        listener.OnClosed(tracked, reason, duration.TotalSeconds);
+        // The duration first: a scrape that sees the close in closed_total also sees it in the histogram.
         metrics.RecordDuration(listener, duration.TotalSeconds);
+        listener.OnClosed(tracked, reason);
 
         // Load-balancer probes connect and send nothing: at Debug, they do not flood the log.
         var received = tracked.Transfer.BytesReceived;

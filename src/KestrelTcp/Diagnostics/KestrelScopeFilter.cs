@@ -1,21 +1,38 @@
 namespace KestrelTcp.Diagnostics;
 
 /// <summary>
-/// Wraps the logging provider so that Kestrel's per-connection log scope (a single <c>ConnectionId</c>
-/// property, opened for the whole life of every connection) is not kept. Serilog holds a scope object,
-/// an enricher stack and a new async-local context for it: about 240 bytes on every held connection,
-/// which 10,000 held connections pay in full (docs/benchmarks.md). Every KestrelTcp connection event
-/// names its connection already; any other scope, and every log event, passes through unchanged.
+/// Keeps Kestrel's per-connection log scope (a single <c>ConnectionId</c> property, opened for the
+/// whole life of every connection) out of Serilog. Serilog holds a scope object, an enricher stack
+/// and a new async-local context for it: about 240 bytes on every held connection, which 10,000 held
+/// connections pay in full (docs/benchmarks.md). Every KestrelTcp connection event names its
+/// connection already; any other scope, and every log event, passes through unchanged. Serilog
+/// has no switch for this and Kestrel opens the scope whenever its category is enabled at all, so
+/// the logger factory that Serilog.AspNetCore registers is wrapped.
 /// </summary>
-internal sealed class KestrelScopeFilter(ILoggerProvider inner) : ILoggerProvider
+internal sealed class KestrelScopeFilter(ILoggerFactory inner) : ILoggerFactory
 {
     private const string KestrelCategory = "Microsoft.AspNetCore.Server.Kestrel";
+
+    /// <summary>Wraps the <see cref="ILoggerFactory"/> registered last (Serilog's) in the filter.</summary>
+    public static void Apply(IServiceCollection services)
+    {
+        var registered = services.Last(d => d.ServiceType == typeof(ILoggerFactory));
+        services.Remove(registered);
+        services.AddSingleton<ILoggerFactory>(provider => new KestrelScopeFilter(registered switch
+        {
+            { ImplementationFactory: { } factory } => (ILoggerFactory)factory(provider),
+            { ImplementationInstance: ILoggerFactory instance } => instance,
+            _ => (ILoggerFactory)ActivatorUtilities.CreateInstance(provider, registered.ImplementationType!),
+        }));
+    }
 
     public ILogger CreateLogger(string categoryName)
     {
         var logger = inner.CreateLogger(categoryName);
         return categoryName.StartsWith(KestrelCategory, StringComparison.Ordinal) ? new Filtered(logger) : logger;
     }
+
+    public void AddProvider(ILoggerProvider provider) => inner.AddProvider(provider);
 
     public void Dispose() => inner.Dispose();
 

@@ -12,15 +12,9 @@ namespace KestrelTcp.Diagnostics;
 /// </summary>
 internal sealed class ListenerStats
 {
-    /// <summary>Upper bounds, in seconds, of the connection duration histogram: from a probe to an hour-long session.</summary>
-    public static readonly double[] DurationBuckets = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600];
-
     private readonly long[] _closed = new long[Enum.GetValues<CloseReason>().Length];
     private readonly long[] _rejected = new long[Enum.GetValues<RejectReason>().Length];
-    private readonly long[] _durationCounts = new long[DurationBuckets.Length + 1];
-    private readonly Lock _durationLock = new();
     private long _accepted;
-    private double _durationSum;
 
     public long Accepted => Volatile.Read(ref _accepted);
 
@@ -53,33 +47,5 @@ internal sealed class ListenerStats
 
     public void OnRejected(RejectReason reason) => Interlocked.Increment(ref _rejected[(int)reason]);
 
-    public void OnClosed(CloseReason reason, double seconds)
-    {
-        var bucket = Array.BinarySearch(DurationBuckets, seconds);
-        bucket = bucket < 0 ? ~bucket : bucket;
-        lock (_durationLock)
-        {
-            _durationCounts[bucket]++;
-            _durationSum += seconds;
-        }
-
-        // Counted last, so a reader that sees the close also sees its duration (its bytes were published before).
-        Interlocked.Increment(ref _closed[(int)reason]);
-    }
-
-    /// <summary>A consistent copy of the duration histogram: per-bucket (not cumulative) counts, sum and count.</summary>
-    public (long[] Counts, double Sum, long Count) DurationSnapshot()
-    {
-        lock (_durationLock)
-        {
-            var counts = (long[])_durationCounts.Clone();
-            long count = 0;
-            foreach (var c in counts)
-            {
-                count += c;
-            }
-
-            return (counts, _durationSum, count);
-        }
-    }
+    public void OnClosed(CloseReason reason) => Interlocked.Increment(ref _closed[(int)reason]);
 }

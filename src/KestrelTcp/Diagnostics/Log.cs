@@ -14,9 +14,9 @@ internal static partial class Log
     public static partial void ManagementStarted(ILogger logger, string endpoint);
 
     [LoggerMessage(EventId = 3, EventName = "ConnectionClosed",
-        Message = "Connection {ConnectionId} on {Listener} from {RemoteEndPoint} closed ({CloseReason}) after {DurationMs:0.0} ms, {BytesReceived} bytes in, {BytesSent} bytes out")]
-    public static partial void ConnectionClosed(ILogger logger, LogLevel level, string listener, string connectionId, string? remoteEndPoint,
-        double durationMs, long bytesReceived, long bytesSent, CloseReason closeReason);
+        Message = "Connection {ConnectionId} on {Listener} from {Remote} closed ({Reason}) after {DurationMs:0.0} ms, {BytesReceived} bytes in, {BytesSent} bytes out")]
+    public static partial void ConnectionClosed(ILogger logger, LogLevel level, string listener, string connectionId, string? remote,
+        double durationMs, long bytesReceived, long bytesSent, CloseReason reason);
 
     [LoggerMessage(EventId = 4, EventName = "ConnectionsRejected", Level = LogLevel.Warning,
         Message = "Listener {Listener} refused {Count} connection(s) in the last second or more; latest reason {RejectReason}")]

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using KestrelTcp.Hosting;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Serilog;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace KestrelTcp.Diagnostics;
@@ -13,7 +14,33 @@ public static class ManagementEndpoints
 
     internal const string ReadyTag = "ready";
 
+    internal const string MetricsPath = "/metrics";
+
+    /// <summary>Readiness and liveness probes and Prometheus scrapes: routine, logged at Debug.</summary>
+    private static bool IsProbe(PathString path) => path.StartsWithSegments("/health") || path.StartsWithSegments(MetricsPath);
+
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    /// <summary>
+    /// The management port: request logging (Serilog's, one event per request; the probes of
+    /// <c>/health*</c> and <c>/metrics</c> at Debug so that a probe a second does not flood the log),
+    /// then the endpoints of <see cref="MapKestrelTcpManagement"/>.
+    /// </summary>
+    public static WebApplication UseKestrelTcpManagement(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.UseSerilogRequestLogging(options =>
+        {
+            options.Logger = app.Services.GetService<Serilog.ILogger>();
+            // A probe's 503 (starting, draining) is routine too.
+            options.GetLevel = static (context, _, exception) =>
+                IsProbe(context.Request.Path) ? Serilog.Events.LogEventLevel.Debug
+                : exception is not null || context.Response.StatusCode >= StatusCodes.Status500InternalServerError ? Serilog.Events.LogEventLevel.Error
+                : Serilog.Events.LogEventLevel.Information;
+        });
+        app.MapKestrelTcpManagement();
+        return app;
+    }
 
     /// <summary>Maps <c>/health/live</c>, <c>/health/ready</c>, <c>/health</c>, <c>/metrics</c> and <c>/connections</c>.</summary>
     public static IEndpointRouteBuilder MapKestrelTcpManagement(this IEndpointRouteBuilder endpoints)
@@ -25,7 +52,8 @@ public static class ManagementEndpoints
             Predicate = c => c.Tags.Contains(ReadyTag),
             ResponseWriter = WriteHealthAsync,
         });
-        endpoints.MapGet("/metrics", (MetricsExporter exporter) => Results.Text(exporter.Render(), PrometheusTextWriter.ContentType));
+        // OpenTelemetry's Prometheus exporter: the KestrelTcp meter, Kestrel's and the runtime's (KestrelTcpTelemetry).
+        endpoints.MapPrometheusScrapingEndpoint(MetricsPath);
         endpoints.MapGet("/connections", (KestrelTcpRuntime runtime, TimeProvider time) => Results.Json(ConnectionsView(runtime, time), Json));
         return endpoints;
     }

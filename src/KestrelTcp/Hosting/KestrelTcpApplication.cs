@@ -41,7 +41,7 @@ public static class KestrelTcpApplication
         }
         catch (KestrelTcpConfigurationException ex)
         {
-            return await InvalidConfigurationAsync(ex);
+            return InvalidConfiguration(ex);
         }
 
         configure?.Invoke(app);
@@ -52,19 +52,25 @@ public static class KestrelTcpApplication
         }
         catch (IOException ex) when (ex.InnerException is AddressInUseException)
         {
-            await Console.Error.WriteLineAsync(DescribeBindFailure(runtime, ex.Message));
+            Serilog.Log.Error("{Failure}", DescribeBindFailure(runtime, ex.Message));
             return ExitCodes.AddressInUse;
+        }
+        catch (Exception ex) when (ex is not HostAbortedException)
+        {
+            Serilog.Log.Fatal(ex, "KestrelTcp: stopped by an unexpected error");
+            throw;
         }
     }
 
-    private static async Task<int> InvalidConfigurationAsync(KestrelTcpConfigurationException ex)
+    /// <summary>One line per problem, through the bootstrap logger (plain lines on stderr).</summary>
+    private static int InvalidConfiguration(KestrelTcpConfigurationException ex)
     {
         foreach (var problem in ex.Problems)
         {
-            await Console.Error.WriteLineAsync(problem);
+            Serilog.Log.Error("{Problem}", problem);
         }
 
-        await Console.Error.WriteLineAsync($"KestrelTcp: invalid configuration ({ex.Problems.Count} problem(s)); not started.");
+        Serilog.Log.Error("KestrelTcp: invalid configuration ({Count} problem(s)); not started.", ex.Problems.Count);
         return ExitCodes.InvalidConfiguration;
     }
 

@@ -25,7 +25,8 @@ public static class KestrelTcpHostingExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         InlineScheduling.PrepareSockets(builder.Configuration);
-        builder.Logging.AddKestrelTcpSerilog();
+        builder.AddKestrelTcpLogging();
+        builder.AddKestrelTcpOtlp();
         return builder.Services.AddKestrelTcp();
     }
 
@@ -43,7 +44,7 @@ public static class KestrelTcpHostingExtensions
         services.AddSingleton<KestrelTcpRuntime>();
         services.AddSingleton(sp => new Lazy<KestrelTcpRuntime>(sp.GetRequiredService<KestrelTcpRuntime>));
         services.AddSingleton<KestrelTcpMetrics>();
-        services.AddSingleton<MetricsExporter>();
+        services.AddKestrelTcpMetrics();
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, KestrelEndpointSetup>();
         services.AddHostedService<KestrelTcpLifecycle>();
         services.AddHealthChecks().AddCheck<ReadinessHealthCheck>("listeners", tags: [ManagementEndpoints.ReadyTag]);

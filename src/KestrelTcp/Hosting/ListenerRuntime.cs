@@ -73,10 +73,10 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
         Stats.OnAccepted();
     }
 
-    public void OnClosed(TrackedConnection connection, CloseReason reason, double seconds)
+    public void OnClosed(TrackedConnection connection, CloseReason reason)
     {
         _open.TryRemove(connection, out _);
-        Stats.OnClosed(reason, seconds);
+        Stats.OnClosed(reason);
     }
 
     public long BytesReceived => Stats.BytesReceived;

@@ -14,7 +14,7 @@ public class LoggingTests
     public async Task ConnectionClosed_ClientSentBytes_InformationWithEveryProperty()
     {
         var logs = new LogCapture();
-        await using var server = await TestServer.StartAsync([TestServer.Listener("echo", "Echo")], s => s.AddSingleton<ILoggerProvider>(logs));
+        await using var server = await TestServer.StartAsync([TestServer.Listener("echo", "Echo"), TestServer.VerboseLogs], s => s.AddSingleton<ILoggerProvider>(logs));
         string remote;
         await using (var client = await server.ConnectAsync("echo"))
         {
@@ -30,13 +30,15 @@ public class LoggingTests
         Assert.Equal("KestrelTcp.Connections", closed.Category);
         Assert.Equal("echo", closed["Listener"]);
         Assert.False(string.IsNullOrEmpty(closed["ConnectionId"] as string));
-        Assert.Equal(remote, closed["RemoteEndPoint"]);
+        Assert.Equal(remote, closed["Remote"]);
         Assert.InRange(Assert.IsType<double>(closed["DurationMs"]), 0, 10_000);
         Assert.Equal(5L, closed["BytesReceived"]);
         Assert.Equal(5L, closed["BytesSent"]);
-        Assert.Equal(CloseReason.Client, closed["CloseReason"]);
-        Assert.Contains($"from {remote} closed (Client)", closed.Message, StringComparison.Ordinal);
-        Assert.Contains("5 bytes in, 5 bytes out", closed.Message, StringComparison.Ordinal);
+        Assert.Equal(CloseReason.Client, closed["Reason"]);
+        // Serilog renders string properties quoted in the message it hands to other providers (the console shows them bare).
+        var message = closed.Message.Replace("\"", "", StringComparison.Ordinal);
+        Assert.Contains($"from {remote} closed (Client)", message, StringComparison.Ordinal);
+        Assert.Contains("5 bytes in, 5 bytes out", message, StringComparison.Ordinal);
         Assert.DoesNotContain(logs.Events, e => e.Level >= LogLevel.Warning);
     }
 
@@ -46,7 +48,7 @@ public class LoggingTests
     public async Task ConnectionClosed_ClientSentNothing_Debug(string handler)
     {
         var logs = new LogCapture();
-        await using var server = await TestServer.StartAsync([TestServer.Listener("l", handler)], s => s.AddSingleton<ILoggerProvider>(logs));
+        await using var server = await TestServer.StartAsync([TestServer.Listener("l", handler), TestServer.VerboseLogs], s => s.AddSingleton<ILoggerProvider>(logs));
         await using (var client = await server.ConnectAsync("l"))
         {
             client.ShutdownSend();
@@ -56,14 +58,14 @@ public class LoggingTests
         var closed = await SingleAsync(logs, "ConnectionClosed");
         Assert.Equal(LogLevel.Debug, closed.Level);
         Assert.Equal(0L, closed["BytesReceived"]);
-        Assert.Equal(handler == "Time" ? CloseReason.Server : CloseReason.Client, closed["CloseReason"]);
+        Assert.Equal(handler == "Time" ? CloseReason.Server : CloseReason.Client, closed["Reason"]);
     }
 
     [Fact]
     public async Task ConnectionClosed_ClientReset_DebugOrInformationButNeverAnError()
     {
         var logs = new LogCapture();
-        await using var server = await TestServer.StartAsync([TestServer.Listener("echo", "Echo")], s => s.AddSingleton<ILoggerProvider>(logs));
+        await using var server = await TestServer.StartAsync([TestServer.Listener("echo", "Echo"), TestServer.VerboseLogs], s => s.AddSingleton<ILoggerProvider>(logs));
         var client = await server.ConnectAsync("echo");
         await client.SendAsync("x");
         await client.ReadExactlyAsync(1);
@@ -71,7 +73,7 @@ public class LoggingTests
 
         var closed = await SingleAsync(logs, "ConnectionClosed");
         Assert.Equal(LogLevel.Information, closed.Level);
-        Assert.Equal(CloseReason.Client, closed["CloseReason"]);
+        Assert.Equal(CloseReason.Client, closed["Reason"]);
         Assert.DoesNotContain(logs.Events, e => e.Level >= LogLevel.Warning);
     }
 
@@ -79,7 +81,7 @@ public class LoggingTests
     public async Task HandlerThrows_ErrorWithItsCauseThenOneCloseEvent()
     {
         var logs = new LogCapture();
-        await using var server = await TestServer.StartAsync([TestServer.Listener("boom", "Boom")], s =>
+        await using var server = await TestServer.StartAsync([TestServer.Listener("boom", "Boom"), TestServer.VerboseLogs], s =>
         {
             s.AddKestrelTcpHandler<ThrowingHandler>("Boom");
             s.AddSingleton<ILoggerProvider>(logs);
@@ -91,7 +93,7 @@ public class LoggingTests
         }
 
         var closed = await SingleAsync(logs, "ConnectionClosed");
-        Assert.Equal(CloseReason.Error, closed["CloseReason"]);
+        Assert.Equal(CloseReason.Error, closed["Reason"]);
         var failed = Assert.Single(logs.Named("ConnectionFailed"));
         Assert.Equal(LogLevel.Error, failed.Level);
         Assert.Equal(ThrowingHandler.Message, Assert.IsType<InvalidOperationException>(failed.Exception).Message);
@@ -103,7 +105,7 @@ public class LoggingTests
     public async Task ServerStops_CloseEventCarriesShutdownReason()
     {
         var logs = new LogCapture();
-        var server = await TestServer.StartAsync([TestServer.Listener("greeting", "Greeting")], s => s.AddSingleton<ILoggerProvider>(logs));
+        var server = await TestServer.StartAsync([TestServer.Listener("greeting", "Greeting"), TestServer.VerboseLogs], s => s.AddSingleton<ILoggerProvider>(logs));
         await using var client = await server.ConnectAsync("greeting");
         await client.ReadLineAsync();
         await client.SendAsync("hi\n");
@@ -113,7 +115,7 @@ public class LoggingTests
 
         Assert.Equal("Server shutting down\r\n", await client.ReadToEndTextAsync());
         var closed = Assert.Single(logs.Named("ConnectionClosed"));
-        Assert.Equal(CloseReason.Shutdown, closed["CloseReason"]);
+        Assert.Equal(CloseReason.Shutdown, closed["Reason"]);
         Assert.Single(logs.Named("DrainCompleted"));
     }
 
@@ -121,7 +123,7 @@ public class LoggingTests
     public async Task ListenerStarted_LoggedWithTheBoundTcpEndpoint()
     {
         var logs = new LogCapture();
-        await using var server = await TestServer.StartAsync([TestServer.Listener("echo", "Echo")], s => s.AddSingleton<ILoggerProvider>(logs));
+        await using var server = await TestServer.StartAsync([TestServer.Listener("echo", "Echo"), TestServer.VerboseLogs], s => s.AddSingleton<ILoggerProvider>(logs));
         var started = Assert.Single(logs.Named("ListenerStarted"));
         Assert.Equal(LogLevel.Information, started.Level);
         Assert.Equal($"tcp://127.0.0.1:{server.Port("echo")}", started["Endpoint"]);

@@ -445,11 +445,13 @@ public class MetricsTests
             ["kestreltcp_bytes_sent_total"] = "counter",
             ["kestreltcp_connection_duration_seconds"] = "histogram",
         };
-        Assert.Equal(expected.Keys.Order(), metrics.Families.Keys.Order());
+        Assert.Equal(expected.Keys.Order(), metrics.Families.Keys.Where(k => k.StartsWith("kestreltcp_", StringComparison.Ordinal)).Order());
         foreach (var (name, type) in expected)
         {
             Assert.Equal(type, metrics.Families[name].Type);
             Assert.False(string.IsNullOrWhiteSpace(metrics.Families[name].Help));
+            // The contract's labels and nothing else: no scope labels, no resource labels.
+            Assert.All(metrics.Families[name].Samples, s => Assert.Subset(new HashSet<string> { "listener", "handler", "reason", "le" }, s.Labels.Keys.ToHashSet()));
         }
 
         foreach (var (listener, handler) in new[] { ("echo", "Echo"), ("time", "Time"), ("greeting", "Greeting") })
@@ -465,12 +467,63 @@ public class MetricsTests
             {
                 metrics.Rejected(listener, reason);
             }
-
-            Assert.Equal("+Inf", metrics.Samples("kestreltcp_connection_duration_seconds_bucket").Last(s => s.Label("listener") == listener).Label("le"));
         }
 
+        // The histogram of a listener appears with its first close, every contract bucket in order.
+        var buckets = metrics.Samples("kestreltcp_connection_duration_seconds_bucket").Where(s => s.Label("listener") == "time").Select(s => s.Label("le")).ToList();
+        Assert.Equal(["0.001", "0.005", "0.01", "0.05", "0.1", "0.5", "1", "5", "10", "30", "60", "300", "600", "1800", "3600", "+Inf"], buckets);
         Assert.Equal(1, metrics.DurationCount("time"));
         Assert.Equal(1, metrics.Value("kestreltcp_connection_duration_seconds_bucket", ("listener", "time"), ("le", "+Inf")));
+    }
+
+    [Fact]
+    public async Task Metrics_KestrelAndRuntimeFamilies_ServedBesideOurs()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("echo", "Echo"));
+        var metrics = await MetricsSnapshot.ScrapeAsync(server);
+        Assert.Contains("kestrel_active_connections", metrics.Families.Keys);
+        Assert.Contains("dotnet_gc_collections_total", metrics.Families.Keys);
+        Assert.Contains("dotnet_thread_pool_thread_count_total", metrics.Families.Keys);
+        Assert.Contains("dotnet_process_memory_working_set_bytes", metrics.Families.Keys);
+    }
+
+    [Fact]
+    public async Task Metrics_Promtool_OurFamiliesCleanAndTheRestParses()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("echo", "Echo"), TestServer.Listener("time", "Time"));
+        await using (var client = await server.ConnectAsync("time"))
+        {
+            await client.ReadToEndAsync();
+        }
+
+        await server.WaitForQuietAsync();
+        var text = await server.MetricsAsync();
+
+        // The whole exposition parses (exit 1 would be a parse error); only the platform's own names may draw lints.
+        var (exitCode, problems) = await Promtool.CheckMetricsAsync(text);
+        Assert.True(exitCode is 0 or 3, $"promtool exit {exitCode}: {string.Join("; ", problems)}");
+        Assert.DoesNotContain(problems, p => p.StartsWith("kestreltcp_", StringComparison.Ordinal));
+
+        // Our families alone: clean, not a single lint.
+        var ours = string.Join('\n', text.Split('\n').Where(l => l.Contains(" kestreltcp_", StringComparison.Ordinal) || l.StartsWith("kestreltcp_", StringComparison.Ordinal))) + "\n";
+        Assert.Equal((0, (IReadOnlyList<string>)[]), await Promtool.CheckMetricsAsync(ours));
+    }
+
+    [Fact]
+    public async Task Metrics_ScrapeAfterEachConnection_ExactEveryTime()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("time", "Time"));
+        for (var i = 1; i <= 20; i++)
+        {
+            await using (var client = await server.ConnectAsync("time"))
+            {
+                await client.ReadToEndAsync();
+            }
+
+            await server.WaitForQuietAsync();
+            // No response cache: every scrape shows every connection so far.
+            Assert.Equal(i, (await MetricsSnapshot.ScrapeAsync(server)).Accepted("time", "Time"));
+        }
     }
 
     /// <summary>N connections came and went between <paramref name="before"/> (null: a fresh server) and <paramref name="after"/>.</summary>

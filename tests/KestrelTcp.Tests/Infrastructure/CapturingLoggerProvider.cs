@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 
 namespace KestrelTcp.Tests.Infrastructure;
 
-/// <summary>Keeps every log event of the server, alongside Serilog (Microsoft.Extensions.Logging fans out to all providers).</summary>
+/// <summary>Keeps every log event of the server that Serilog lets through (it writes to the other registered providers).</summary>
 public sealed class CapturingLoggerProvider : ILoggerProvider
 {
     private readonly ConcurrentQueue<LogEntry> _entries = new();
@@ -30,8 +30,7 @@ public sealed class CapturingLoggerProvider : ILoggerProvider
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
-            var properties = state as IReadOnlyList<KeyValuePair<string, object?>> ?? [];
-            entries.Enqueue(new LogEntry(DateTimeOffset.UtcNow, category, logLevel, eventId, formatter(state, exception), [.. properties]));
+            entries.Enqueue(new LogEntry(DateTimeOffset.UtcNow, category, logLevel, eventId, formatter(state, exception), [.. SerilogProperties.Of(state)]));
         }
     }
 }

@@ -10,8 +10,9 @@ public sealed record CapturedLog(string Category, LogLevel Level, EventId EventI
 }
 
 /// <summary>
-/// An <see cref="ILoggerProvider"/> that records every event at every level. Added next to Serilog
-/// in the services callback; Microsoft.Extensions.Logging hands each event to every provider.
+/// An <see cref="ILoggerProvider"/> that records every event Serilog lets through (the server's
+/// Serilog writes to the other registered providers: writeToProviders). Added in the services
+/// callback, with <see cref="TestServer.VerboseLogs"/> in the settings to see Debug events too.
 /// </summary>
 public sealed class LogCapture : ILoggerProvider
 {
@@ -35,10 +36,7 @@ public sealed class LogCapture : ILoggerProvider
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
-            var properties = state is IReadOnlyList<KeyValuePair<string, object?>> list
-                ? list.ToDictionary(p => p.Key, p => p.Value)
-                : new Dictionary<string, object?>();
-            events.Enqueue(new CapturedLog(category, logLevel, eventId, formatter(state, exception), properties, exception));
+            events.Enqueue(new CapturedLog(category, logLevel, eventId, formatter(state, exception), SerilogProperties.Of(state), exception));
         }
     }
 }

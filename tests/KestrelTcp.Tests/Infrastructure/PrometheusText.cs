@@ -2,25 +2,63 @@ using System.Globalization;
 
 namespace KestrelTcp.Tests.Infrastructure;
 
-/// <summary>Reads samples out of a Prometheus text exposition.</summary>
+/// <summary>Reads samples out of a Prometheus text exposition (labels matched as a set: their order carries no meaning).</summary>
 public static class PrometheusText
 {
     public static double Value(string exposition, string name, params (string Name, string Value)[] labels)
     {
-        var wanted = labels.Length == 0 ? name : $"{name}{{{string.Join(",", labels.Select(l => $"{l.Name}=\"{l.Value}\""))}}}";
-        foreach (var line in exposition.Split('\n'))
+        var wanted = labels.ToDictionary(l => l.Name, l => l.Value);
+        foreach (var sample in Samples(exposition))
         {
-            if (line.StartsWith(wanted + " ", StringComparison.Ordinal))
+            if (sample.Name == name && sample.Labels.Count == wanted.Count && wanted.All(w => sample.Labels.GetValueOrDefault(w.Key) == w.Value))
             {
-                return double.Parse(line[(wanted.Length + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture);
+                return sample.Value;
             }
         }
 
-        throw new KeyNotFoundException($"No sample {wanted} in:\n{exposition}");
+        throw new KeyNotFoundException($"No sample {name}{{{string.Join(",", labels.Select(l => $"{l.Name}=\"{l.Value}\""))}}} in:\n{exposition}");
     }
 
     public static double Sum(string exposition, string name, string listener) =>
-        exposition.Split('\n')
-            .Where(l => l.StartsWith(name + "{", StringComparison.Ordinal) && l.Contains($"listener=\"{listener}\"", StringComparison.Ordinal))
-            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture));
+        Samples(exposition).Where(s => s.Name == name && s.Labels.GetValueOrDefault("listener") == listener).Sum(s => s.Value);
+
+    /// <summary>Every sample line: its name, labels and value (label values without escapes, which KestrelTcp's never need).</summary>
+    public static IEnumerable<(string Name, IReadOnlyDictionary<string, string> Labels, double Value)> Samples(string exposition)
+    {
+        foreach (var line in exposition.Split('\n'))
+        {
+            if (line.Length == 0 || line[0] == '#')
+            {
+                continue;
+            }
+
+            var brace = line.IndexOf('{', StringComparison.Ordinal);
+            var space = line.LastIndexOf(' ');
+            var labels = new Dictionary<string, string>();
+            string name;
+            if (brace >= 0 && brace < space)
+            {
+                name = line[..brace];
+                var body = line[(brace + 1)..line.LastIndexOf('}')];
+                foreach (var pair in body.Split("\",", StringSplitOptions.RemoveEmptyEntries))
+                {
+                    var equals = pair.IndexOf('=', StringComparison.Ordinal);
+                    labels[pair[..equals]] = pair[(equals + 1)..].Trim('"');
+                }
+            }
+            else
+            {
+                name = line[..line.IndexOf(' ', StringComparison.Ordinal)];
+            }
+
+            var value = line[(space + 1)..];
+            yield return (name, labels, value switch
+            {
+                "+Inf" => double.PositiveInfinity,
+                "-Inf" => double.NegativeInfinity,
+                "NaN" => double.NaN,
+                _ => double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture),
+            });
+        }
+    }
 }

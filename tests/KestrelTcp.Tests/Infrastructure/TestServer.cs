@@ -46,6 +46,12 @@ public sealed class TestServer : IAsyncDisposable
         return result;
     }
 
+    /// <summary>
+    /// Settings that let every event through Serilog (the console stays quiet at Warning otherwise):
+    /// for tests that capture Debug events with <see cref="LogCapture"/>.
+    /// </summary>
+    public static Dictionary<string, string?> VerboseLogs => new() { ["Serilog:MinimumLevel"] = "Verbose" };
+
     public static Task<TestServer> StartAsync(params Dictionary<string, string?>[] settings) => StartAsync(settings, null);
 
     public static Task<TestServer> StartAsync(IEnumerable<Dictionary<string, string?>> settings, Action<IServiceCollection>? services)
