@@ -34,18 +34,25 @@ public sealed class ChildServer : IDisposable
 
     public string Output => _process.Output;
 
+    public string StandardOutput => _process.StandardOutput;
+
+    public string StandardError => _process.StandardError;
+
     public bool HasExited => _process.HasExited;
 
     /// <summary>
     /// Starts the server with the default listeners (echo, time, greeting) on free ports plus
     /// <paramref name="settings"/> (keys as in configuration, e.g. <c>KestrelTcp:Shutdown:Delay</c>), and waits until ready.
     /// </summary>
-    public static async Task<ChildServer> StartAsync(params (string Key, string Value)[] settings)
+    public static Task<ChildServer> StartAsync(params (string Key, string Value)[] settings) => StartAsync(null, settings);
+
+    /// <summary>As <see cref="StartAsync(ValueTuple{string, string}[])"/>, with <paramref name="environment"/> added to the process's environment.</summary>
+    public static async Task<ChildServer> StartAsync(IReadOnlyDictionary<string, string>? environment, params (string Key, string Value)[] settings)
     {
         var (arguments, httpPort, ports) = BuiltServer.FreePortArguments();
         arguments.Add("--Serilog:MinimumLevel=Information");
         arguments.AddRange(settings.Select(s => $"--{s.Key}={s.Value}"));
-        var process = BuiltServer.Start(arguments);
+        var process = BuiltServer.Start(arguments, environment);
         var server = new ChildServer(process, httpPort, ports);
         try
         {
