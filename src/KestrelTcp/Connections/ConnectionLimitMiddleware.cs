@@ -20,8 +20,7 @@ internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, Listene
             return Task.CompletedTask;
         }
 
-        var client = ConnectionLimiter.ClientAddress(connection.RemoteEndPoint);
-        var refused = listener.Limiter.TryAcquire(client);
+        var refused = listener.Limiter.TryAcquire(connection.RemoteEndPoint, out var client);
         if (refused != RejectReason.None)
         {
             Reject(refused);

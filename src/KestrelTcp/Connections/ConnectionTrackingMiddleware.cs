@@ -19,7 +19,7 @@ internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, List
         var transfer = connection.Features.Get<IConnectionTransferFeature>()
             ?? throw new InvalidOperationException($"{nameof(TransferCountingExtensions.UseTransferCounting)} must run before the tracking middleware.");
         transfer.Totals = listener.Stats.Transfer;
-        var tracked = new TrackedConnection(connection, transfer, time.GetTimestamp(), time.GetUtcNow());
+        var tracked = new TrackedConnection(connection, transfer, time.GetTimestamp());
         listener.OnAccepted(tracked);
         try
         {

@@ -8,7 +8,7 @@ namespace KestrelTcp.Diagnostics;
 /// family, then its samples; label values escaped (<c>\\</c>, <c>\"</c>, <c>\n</c>); numbers in
 /// Go's float syntax (<c>+Inf</c>, <c>-Inf</c>, <c>NaN</c>).
 /// </summary>
-public sealed class PrometheusTextWriter(StringBuilder output)
+internal sealed class PrometheusTextWriter(StringBuilder output)
 {
     /// <summary>The content type of the format.</summary>
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";

@@ -3,7 +3,7 @@ using KestrelTcp.Configuration;
 namespace KestrelTcp.Handlers;
 
 /// <summary>Options of the Time handler (<c>KestrelTcp:Listeners:{name}:Options</c>).</summary>
-public sealed class TimeHandlerOptions : IHandlerOptions<TimeHandlerOptions>
+internal sealed class TimeHandlerOptions : IHandlerOptions<TimeHandlerOptions>
 {
     /// <summary>The format; default <see cref="TimeFormat.Ctime"/>, what daytime servers have always sent.</summary>
     public TimeFormat Format { get; init; } = TimeFormat.Ctime;

@@ -2,6 +2,7 @@ using System.Text;
 using KestrelTcp.Handlers;
 using KestrelTcp.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Time.Testing;
 
 namespace KestrelTcp.Tests.Handlers;
 
@@ -13,7 +14,7 @@ public class TimeHandlerTests
     private static async Task<byte[]> RunAsync(DateTimeOffset now, params (string, string?)[] options)
     {
         var connection = new PipeConnection();
-        await connection.RunAsync(new TimeHandler(Listeners.Time(options), new FixedTimeProvider(now)));
+        await connection.RunAsync(new TimeHandler(Listeners.Time(options), new FakeTimeProvider(now)));
         return await connection.ReadAllAsync();
     }
 
