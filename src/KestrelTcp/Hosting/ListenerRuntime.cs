@@ -8,7 +8,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 namespace KestrelTcp.Hosting;
 
 /// <summary>A configured listener at run time: its handler, its Kestrel endpoint, its open connections and its counters.</summary>
-internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionHandler handler)
+internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionHandler handler, TimeProvider time)
 {
     private readonly OpenConnectionSet _open = new();
     private volatile ListenerState _state;
@@ -25,7 +25,7 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
 
     public ListenerStats Stats { get; } = new();
 
-    public RejectionLog RejectionLog { get; } = new();
+    public RejectionLog RejectionLog { get; } = new(time);
 
     public ListenOptions? ListenOptions { get; set; }
 

@@ -31,6 +31,17 @@ public class TimeHandlerTests
     }
 
     [Fact]
+    public async Task OnConnectedAsync_TimeZoneLocal_TheClocksLocalZone()
+    {
+        // Local is the injected clock's zone, not the machine's: here India, +05:30.
+        var clock = new FakeTimeProvider(Moment);
+        clock.SetLocalTimeZone(TimeZoneInfo.FindSystemTimeZoneById("Asia/Kolkata"));
+        var connection = new PipeConnection();
+        await connection.RunAsync(new TimeHandler(Listeners.Time(("Format", "iso8601"), ("TimeZone", "Local")), clock));
+        Assert.Equal("2014-01-30T00:44:15.123+05:30\r\n", Encoding.ASCII.GetString(await connection.ReadAllAsync()));
+    }
+
+    [Fact]
     public async Task OnConnectedAsync_Ctime_PadsSingleDigitDayWithSpace()
     {
         var bytes = await RunAsync(new DateTimeOffset(2014, 2, 3, 4, 5, 6, TimeSpan.Zero), ("Format", "ctime"));
