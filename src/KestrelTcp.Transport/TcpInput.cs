@@ -1,3 +1,5 @@
+// Longer than this repository's 300 lines on purpose: one state machine (reads, the readiness wait, read-ahead, cancels, the end and errors) whose state
+// lives under one lock; split across files, each part would have to reach into the others' fields.
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
@@ -333,25 +335,11 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
                 }
             }
 
-            _lastFilled = false;
-            _waiting = true;
-            bool pending;
-            try
-            {
-                pending = _connection.Socket.ReceiveAsync(_waiter);
-            }
-            catch (ObjectDisposedException)
-            {
-                pending = false;
-                _waiter.SocketError = SocketError.OperationAborted;
-            }
-
-            if (pending)
+            if (StartWait())
             {
                 return;
             }
 
-            _waiting = false;
             _ = Readied(_waiter.SocketError);
         }
     }
@@ -447,31 +435,40 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
                 return false;
             }
 
-            _lastFilled = false;
-            _waiting = true;
-            bool pending;
-            try
-            {
-                pending = _connection.Socket.ReceiveAsync(_waiter);
-            }
-            catch (ObjectDisposedException)
-            {
-                pending = false;
-                _waiter.SocketError = SocketError.OperationAborted;
-            }
-
-            if (pending)
+            if (StartWait())
             {
                 return false;
             }
 
-            _waiting = false;
             if (!Readied(_waiter.SocketError))
             {
                 error = _error;
                 return true;
             }
         }
+    }
+
+    /// <summary>
+    /// Under the lock: starts the zero-byte receive that waits for readiness; true while it is pending
+    /// (<see cref="OnReadable"/> follows), false when it completed at once (its status in the waiter).
+    /// </summary>
+    private bool StartWait()
+    {
+        _lastFilled = false;
+        _waiting = true;
+        bool pending;
+        try
+        {
+            pending = _connection.Socket.ReceiveAsync(_waiter);
+        }
+        catch (ObjectDisposedException)
+        {
+            pending = false;
+            _waiter.SocketError = SocketError.OperationAborted;
+        }
+
+        _waiting = pending;
+        return pending;
     }
 
     /// <summary>Receives what the socket holds without blocking: the byte count, 0 at the client's FIN, or <see cref="WouldBlock"/> / <see cref="Failed"/>.</summary>

@@ -1,3 +1,5 @@
+// Longer than this repository's 300 lines on purpose: one state machine (writes, the send queue, the one send routine, flush waits and cancels, completion and the FIN) whose state
+// lives under one lock; split across files, each part would have to reach into the others' fields.
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Threading.Tasks.Sources;
