@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
@@ -8,18 +9,18 @@ namespace KestrelTcp.Transport;
 /// <summary>
 /// The connection's feature collection: this object answers the transport's own features, and keeps
 /// what others set (Kestrel's heartbeat, completion, close request and metrics context, the
-/// application's features) in a few fields before it needs a list, so that a held connection pays
+/// application's features) in five fields (Kestrel sets four features, the tracking one) before it needs a list, so that a held connection pays
 /// for no dictionary.
 /// </summary>
 internal sealed partial class TcpConnection : IFeatureCollection,
     IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionLifetimeFeature,
-    IConnectionEndPointFeature, IConnectionSocketFeature
+    IConnectionEndPointFeature, IConnectionSocketFeature, IMemoryPoolFeature
 {
     private static readonly Type[] OwnFeatures =
     [
         typeof(IConnectionIdFeature), typeof(IConnectionTransportFeature), typeof(IConnectionItemsFeature),
         typeof(IConnectionLifetimeFeature), typeof(IConnectionEndPointFeature), typeof(IConnectionSocketFeature),
-        typeof(IConnectionTransferFeature),
+        typeof(IConnectionTransferFeature), typeof(IMemoryPoolFeature),
     ];
 
     private int _revision;
@@ -27,7 +28,11 @@ internal sealed partial class TcpConnection : IFeatureCollection,
     private Slot _slot1;
     private Slot _slot2;
     private Slot _slot3;
+    private Slot _slot4;
     private KeyValuePair<Type, object>[]? _others;
+
+    /// <summary>Kestrel's HTTP and TLS layers rent from this; see <see cref="SharedMemoryPool"/>.</summary>
+    MemoryPool<byte> IMemoryPoolFeature.MemoryPool => SharedMemoryPool.Instance;
 
     bool IFeatureCollection.IsReadOnly => false;
 
@@ -65,6 +70,11 @@ internal sealed partial class TcpConnection : IFeatureCollection,
             return _slot3.Value;
         }
 
+        if (_slot4.Type == type)
+        {
+            return _slot4.Value;
+        }
+
         if (_others is { } others)
         {
             foreach (var entry in others)
@@ -82,7 +92,8 @@ internal sealed partial class TcpConnection : IFeatureCollection,
     private void Set(Type type, object? value)
     {
         _revision++;
-        if (TrySet(ref _slot0, type, value) || TrySet(ref _slot1, type, value) || TrySet(ref _slot2, type, value) || TrySet(ref _slot3, type, value))
+        if (TrySet(ref _slot0, type, value) || TrySet(ref _slot1, type, value) || TrySet(ref _slot2, type, value) || TrySet(ref _slot3, type, value)
+            || TrySet(ref _slot4, type, value))
         {
             return;
         }
@@ -130,12 +141,12 @@ internal sealed partial class TcpConnection : IFeatureCollection,
     }
 
     private bool IsSetElsewhere(Type type) =>
-        _slot0.Type == type || _slot1.Type == type || _slot2.Type == type || _slot3.Type == type
+        _slot0.Type == type || _slot1.Type == type || _slot2.Type == type || _slot3.Type == type || _slot4.Type == type
         || (_others is { } others && Array.Exists(others, e => e.Key == type));
 
     IEnumerator<KeyValuePair<Type, object>> IEnumerable<KeyValuePair<Type, object>>.GetEnumerator()
     {
-        foreach (var slot in (Slot[])[_slot0, _slot1, _slot2, _slot3])
+        foreach (var slot in (Slot[])[_slot0, _slot1, _slot2, _slot3, _slot4])
         {
             if (slot.Type is not null)
             {

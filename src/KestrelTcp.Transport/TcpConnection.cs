@@ -47,8 +47,12 @@ internal sealed partial class TcpConnection : ConnectionContext, IDuplexPipe, IC
     /// <summary>Whether this side closed the socket (an abort, or the dispose after the handler).</summary>
     internal bool IsClosed => Volatile.Read(ref _state) != 0;
 
-    /// <summary>Why the connection was aborted; null unless it was.</summary>
-    public ConnectionAbortedException? AbortReason { get; private set; }
+    /// <summary>
+    /// Why this side ended the connection: the abort's reason, or the exception the output was
+    /// completed with. Reads fail with it from then on, as over Kestrel's transport, whose receive
+    /// loop completes the input with its shutdown reason. Null unless it did.
+    /// </summary>
+    public Exception? CloseReason { get; private set; }
 
     public override string ConnectionId
     {
@@ -119,7 +123,7 @@ internal sealed partial class TcpConnection : ConnectionContext, IDuplexPipe, IC
 
     internal CloseLanes? CloseLanes => _transportFactory.CloseLanes;
 
-    /// <summary>How much received data the reader may hold unconsumed (Kestrel's MaxReadBufferSize).</summary>
+    /// <summary>How far the reader receives ahead of the handler: bytes it has not examined (Kestrel's MaxReadBufferSize).</summary>
     internal long MaxReadBuffer => _transportFactory.Options.MaxReadBufferSize;
 
     public long BytesReceived => Volatile.Read(ref _bytesReceived);
@@ -139,11 +143,18 @@ internal sealed partial class TcpConnection : ConnectionContext, IDuplexPipe, IC
     /// <summary>Bytes received and not yet consumed by the handler.</summary>
     internal long InputBuffered => _input.Buffered;
 
-    public override void Abort(ConnectionAbortedException abortReason)
+    public override void Abort(ConnectionAbortedException abortReason) => Abort((Exception)abortReason);
+
+    /// <summary>
+    /// Ends the connection with a reset, as Kestrel's socket transport does (its default, without
+    /// <c>FinOnError</c>): what was not sent yet is dropped, and the client sees the reset, not a
+    /// FIN, so it can tell an abort from a graceful end. <paramref name="reason"/> is what reads throw.
+    /// </summary>
+    internal void Abort(Exception reason)
     {
-        AbortReason ??= abortReason;
+        CloseReason ??= reason;
         _output.Abort();
-        Close();
+        Close(reset: true);
     }
 
     public override async ValueTask DisposeAsync()
@@ -154,7 +165,7 @@ internal sealed partial class TcpConnection : ConnectionContext, IDuplexPipe, IC
             await _output.DrainAsync();
         }
 
-        Close();
+        Close(reset: false);
         _input.Dispose();
         _output.Dispose();
         await base.DisposeAsync();
@@ -198,7 +209,7 @@ internal sealed partial class TcpConnection : ConnectionContext, IDuplexPipe, IC
         }
     }
 
-    private void Close()
+    private void Close(bool reset)
     {
         if (Interlocked.Exchange(ref _state, 1) != 0)
         {
@@ -210,7 +221,15 @@ internal sealed partial class TcpConnection : ConnectionContext, IDuplexPipe, IC
         _ = RemoteEndPoint;
         try
         {
-            _socket.Shutdown(SocketShutdown.Both);
+            if (reset)
+            {
+                // SO_LINGER 0: close() sends the reset.
+                _socket.LingerState = new LingerOption(true, 0);
+            }
+            else
+            {
+                _socket.Shutdown(SocketShutdown.Both);
+            }
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {

@@ -1,3 +1,5 @@
+// Longer than this repository's 300 lines on purpose: one state machine (reads, the readiness wait, read-ahead, cancels, the end and errors) whose state
+// lives under one lock; split across files, each part would have to reach into the others' fields.
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
@@ -13,10 +15,15 @@ namespace KestrelTcp.Transport;
 /// A read that finds nothing waits for readiness, then receives into a pooled block without
 /// blocking; data the handler has not consumed stays in its blocks, and the next receive appends.
 /// <para>
-/// Read-ahead is bounded: with <c>maxBuffered</c> bytes unconsumed nothing more is received until
-/// the handler consumes some (as Kestrel's <c>MaxReadBufferSize</c>). Errors surface as Kestrel's
-/// transport surfaces them: a reset as <see cref="ConnectionResetException"/>, an abort as the
-/// abort's <see cref="ConnectionAbortedException"/>, the client's FIN as a completed result.
+/// The contract is a <see cref="Pipe"/>'s, as over Kestrel's transport, whose receive loop writes
+/// into one. Read-ahead (the receives made while no read waits, and the one of
+/// <see cref="TryRead"/>) stops with <c>MaxReadBufferSize</c> bytes the handler has not examined, as
+/// a Pipe pauses its writer; a read that has examined everything waits for new bytes and gets them
+/// whatever is held, as over a Pipe, so that a handler waiting for the rest of a large message is
+/// never left hanging: bounding what it examines without consuming is the handler's part (as
+/// Kestrel's HTTP parser bounds its headers). Errors surface as Kestrel's transport surfaces them: a
+/// reset as <see cref="ConnectionResetException"/>, this side's end as its reason
+/// (<see cref="TcpConnection.CloseReason"/>), the client's FIN as a completed result.
 /// </para>
 /// </summary>
 internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisposable
@@ -39,11 +46,11 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     private int _headStart;
     private Block? _tail;
     private long _buffered;
+    private long _unexamined; // buffered bytes past what the handler last examined (a Pipe's "unconsumed" bytes)
     private Exception? _error;
 
     private bool _readPending;       // a ReadAsync waits on _source
     private bool _resultOutstanding; // a result was returned and AdvanceTo has not been called yet
-    private bool _unexamined;        // buffered bytes the handler has not examined yet
     private bool _waiting;           // the zero-byte receive is pending
     private bool _readable;          // readiness was seen and not used yet
     private bool _lastFilled;        // the last receive filled its space: more is likely there
@@ -97,16 +104,28 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         lock (_waiter)
         {
             ThrowIfCannotRead();
+            if (_error is null && !_cancelRequested && _unexamined == 0 && !_eof)
+            {
+                // What the kernel holds already counts as arrived: over Kestrel's transport the receive
+                // loop has moved it into the pipe, where TryRead finds it without a ReadAsync.
+                _readable = false;
+                if (ReceiveNow() == 0)
+                {
+                    _eof = true;
+                }
+            }
+
             if (_error is not null)
             {
                 throw _error;
             }
 
-            if (_cancelRequested || _unexamined || _eof || _head is not null)
+            // As a Pipe's TryRead: bytes not examined yet, a cancel or the end; bytes examined and not
+            // consumed alone wait for more.
+            if (_cancelRequested || _unexamined > 0 || _eof)
             {
                 var canceled = _cancelRequested;
                 _cancelRequested = false;
-                _unexamined = false;
                 result = Result(canceled);
                 return true;
             }
@@ -156,12 +175,14 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
                 _head = _tail = null;
                 _headStart = 0;
                 _buffered = 0;
-                _unexamined = false;
+                _unexamined = 0;
             }
             else
             {
                 // Bytes after what was examined are returned by the next read without waiting for more.
-                _unexamined = examined.GetObject() != _tail || examined.GetInteger() != _tail!.End;
+                // Positions compare by RunningIndex, which a block keeps while it is in the chain.
+                var seen = examined.GetObject() is Block examinedBlock ? examinedBlock.RunningIndex + examined.GetInteger() : 0;
+                _unexamined = Math.Clamp(_tail!.RunningIndex + _tail.End - seen, 0, _buffered);
             }
 
             if (_watching)
@@ -209,7 +230,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         lock (_waiter)
         {
             _completed = true;
-            _error ??= _connection.AbortReason ?? new ConnectionAbortedException("The connection was closed.");
+            _error ??= _connection.CloseReason ?? new ConnectionAbortedException("The connection was closed.");
             ReleaseBuffers();
             if (_readPending)
             {
@@ -297,7 +318,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     /// <summary>Under the lock, with no read pending: receives what is there and waits for more, until the end or the read-ahead bound.</summary>
     private void ReadAhead()
     {
-        while (!_completed && !_eof && _error is null && !_waiting && _buffered < _connection.MaxReadBuffer)
+        while (!_completed && !_eof && _error is null && !_waiting && _unexamined < _connection.MaxReadBuffer)
         {
             if (_readable || _lastFilled)
             {
@@ -310,30 +331,15 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
 
                 if (received != WouldBlock)
                 {
-                    _unexamined |= received > 0;
                     continue;
                 }
             }
 
-            _lastFilled = false;
-            _waiting = true;
-            bool pending;
-            try
-            {
-                pending = _connection.Socket.ReceiveAsync(_waiter);
-            }
-            catch (ObjectDisposedException)
-            {
-                pending = false;
-                _waiter.SocketError = SocketError.OperationAborted;
-            }
-
-            if (pending)
+            if (StartWait())
             {
                 return;
             }
 
-            _waiting = false;
             _ = Readied(_waiter.SocketError);
         }
     }
@@ -396,17 +402,10 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
             return true;
         }
 
-        if (_unexamined || _eof)
+        if (_unexamined > 0 || _eof)
         {
-            _unexamined = false;
             result = Result(canceled: false);
             return true;
-        }
-
-        if (_buffered >= _connection.MaxReadBuffer)
-        {
-            // Read-ahead is full and all of it examined: only the handler consuming, a cancel or an abort moves on.
-            return false;
         }
 
         while (true)
@@ -436,31 +435,40 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
                 return false;
             }
 
-            _lastFilled = false;
-            _waiting = true;
-            bool pending;
-            try
-            {
-                pending = _connection.Socket.ReceiveAsync(_waiter);
-            }
-            catch (ObjectDisposedException)
-            {
-                pending = false;
-                _waiter.SocketError = SocketError.OperationAborted;
-            }
-
-            if (pending)
+            if (StartWait())
             {
                 return false;
             }
 
-            _waiting = false;
             if (!Readied(_waiter.SocketError))
             {
                 error = _error;
                 return true;
             }
         }
+    }
+
+    /// <summary>
+    /// Under the lock: starts the zero-byte receive that waits for readiness; true while it is pending
+    /// (<see cref="OnReadable"/> follows), false when it completed at once (its status in the waiter).
+    /// </summary>
+    private bool StartWait()
+    {
+        _lastFilled = false;
+        _waiting = true;
+        bool pending;
+        try
+        {
+            pending = _connection.Socket.ReceiveAsync(_waiter);
+        }
+        catch (ObjectDisposedException)
+        {
+            pending = false;
+            _waiter.SocketError = SocketError.OperationAborted;
+        }
+
+        _waiting = pending;
+        return pending;
     }
 
     /// <summary>Receives what the socket holds without blocking: the byte count, 0 at the client's FIN, or <see cref="WouldBlock"/> / <see cref="Failed"/>.</summary>
@@ -501,6 +509,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
 
             target.Grow(received);
             _buffered += received;
+            _unexamined += received;
             _connection.OnReceived(received);
             _lastFilled = received == space;
             return received;
@@ -557,9 +566,9 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
 
     private Exception MapError(SocketError status)
     {
-        if (_connection.AbortReason is { } aborted)
+        if (_connection.CloseReason is { } closed)
         {
-            return aborted;
+            return closed;
         }
 
         if (_connection.IsClosed)
@@ -612,7 +621,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         _head = _tail = null;
         _headStart = 0;
         _buffered = 0;
-        _unexamined = false;
+        _unexamined = 0;
     }
 
     ReadResult IValueTaskSource<ReadResult>.GetResult(short token) => _source.GetResult(token);

@@ -1,3 +1,5 @@
+// Longer than this repository's 300 lines on purpose: one state machine (writes, the send queue, the one send routine, flush waits and cancels, completion and the FIN) whose state
+// lives under one lock; split across files, each part would have to reach into the others' fields.
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Threading.Tasks.Sources;
@@ -20,10 +22,11 @@ namespace KestrelTcp.Transport;
 /// A flush that finds the client gone returns <c>IsCompleted</c>, as over Kestrel's transport.
 /// </para>
 /// </summary>
-internal sealed class TcpOutput(TcpConnection connection) : PipeWriter, IValueTaskSource<FlushResult>
+internal sealed class TcpOutput(TcpConnection connection) : PipeWriter
 {
     private static readonly FlushResult Flushed = new(isCanceled: false, isCompleted: false);
     private static readonly FlushResult Closed = new(isCanceled: false, isCompleted: true);
+    private static readonly FlushResult Canceled = new(isCanceled: true, isCompleted: false);
 
     // Written and not flushed: only the writer's thread touches these.
     private Block? _head;
@@ -35,13 +38,13 @@ internal sealed class TcpOutput(TcpConnection connection) : PipeWriter, IValueTa
     private int _queueStart;
     private Block? _queueTail;
     private bool _sending;          // one party (a flush, a write, a completion) runs Send
-    private bool _flushWaiting;     // a flush waits on _flush
+    private bool _flushWaiting;     // a flush waits on _waiter
     private bool _cancelRequested;  // CancelPendingFlush with no flush waiting: the next one returns canceled
     private bool _closed;           // the client is gone or the connection closed: nothing more can be sent
     private bool _completed;
     private bool _finPending;       // completed without error: a FIN once the queue is sent
-    private ManualResetValueTaskSourceCore<FlushResult> _flush;
-    private CancellationTokenRegistration _flushCancellation;
+    // Made the first time a flush has to wait: a held connection that never filled its socket has none.
+    private FlushWaiter? _waiter;
 
     public override bool CanGetUnflushedBytes => true;
 
@@ -85,31 +88,37 @@ internal sealed class TcpOutput(TcpConnection connection) : PipeWriter, IValueTa
             return ValueTask.FromCanceled<FlushResult>(cancellationToken);
         }
 
+        bool canceled;
         lock (this)
         {
-            if (_cancelRequested)
-            {
-                _cancelRequested = false;
-                return new ValueTask<FlushResult>(new FlushResult(isCanceled: true, isCompleted: _closed));
-            }
-
+            // As a Pipe's flush, a canceled one too (CancelPendingFlush before it): what was written is
+            // committed and goes out, though that flush returns at once.
             Commit();
+            canceled = _cancelRequested;
+            _cancelRequested = false;
             if (_closed)
             {
-                return new ValueTask<FlushResult>(Closed);
+                return new ValueTask<FlushResult>(canceled ? new FlushResult(isCanceled: true, isCompleted: true) : Closed);
             }
 
             if (_sending)
             {
-                return Wait(cancellationToken);
+                return canceled ? new ValueTask<FlushResult>(Canceled) : Wait(cancellationToken);
             }
 
             if (_queue is null)
             {
-                return new ValueTask<FlushResult>(Flushed);
+                return new ValueTask<FlushResult>(canceled ? Canceled : Flushed);
             }
 
             _sending = true;
+        }
+
+        if (canceled)
+        {
+            // What the socket cannot take at once is left to the asynchronous sender, which nobody waits for.
+            _ = Send();
+            return new ValueTask<FlushResult>(Canceled);
         }
 
         return SendAndWait(cancellationToken);
@@ -218,8 +227,9 @@ internal sealed class TcpOutput(TcpConnection connection) : PipeWriter, IValueTa
 
         if (exception is not null)
         {
-            // As over Kestrel's transport: an output completed with an error ends the connection.
-            connection.Abort(new Microsoft.AspNetCore.Connections.ConnectionAbortedException("The output was completed with an error.", exception));
+            // As over Kestrel's transport: an output completed with an error ends the connection with a
+            // reset, and a read then fails with that very exception (Kestrel's shutdown reason).
+            connection.Abort(exception);
         }
         else if (send)
         {
@@ -505,20 +515,22 @@ internal sealed class TcpOutput(TcpConnection connection) : PipeWriter, IValueTa
     private ValueTask<FlushResult> Wait(CancellationToken cancellationToken)
     {
         _flushWaiting = true;
-        _flush.Reset();
+        var waiter = _waiter ??= new FlushWaiter();
+        waiter.Core.Reset();
         if (cancellationToken.CanBeCanceled)
         {
-            _flushCancellation = cancellationToken.UnsafeRegister(
+            waiter.Cancellation = cancellationToken.UnsafeRegister(
                 static (state, token) => ((TcpOutput)state!).Release(default, new OperationCanceledException(token)), this);
         }
 
-        return new ValueTask<FlushResult>(this, _flush.Version);
+        return new ValueTask<FlushResult>(waiter, waiter.Core.Version);
     }
 
     /// <summary>Completes the waiting flush, if one still waits, with <paramref name="result"/> or <paramref name="error"/>.</summary>
     private void Release(FlushResult result, Exception? error)
     {
         CancellationTokenRegistration registration;
+        FlushWaiter waiter;
         lock (this)
         {
             if (!_flushWaiting)
@@ -527,18 +539,19 @@ internal sealed class TcpOutput(TcpConnection connection) : PipeWriter, IValueTa
             }
 
             _flushWaiting = false;
-            registration = _flushCancellation;
-            _flushCancellation = default;
+            waiter = _waiter!;
+            registration = waiter.Cancellation;
+            waiter.Cancellation = default;
         }
 
         registration.Dispose();
         if (error is null)
         {
-            _flush.SetResult(result);
+            waiter.Core.SetResult(result);
         }
         else
         {
-            _flush.SetException(error);
+            waiter.Core.SetException(error);
         }
     }
 
@@ -550,10 +563,18 @@ internal sealed class TcpOutput(TcpConnection connection) : PipeWriter, IValueTa
         }
     }
 
-    FlushResult IValueTaskSource<FlushResult>.GetResult(short token) => _flush.GetResult(token);
+    /// <summary>What a flush waits on while the socket takes the queue.</summary>
+    private sealed class FlushWaiter : IValueTaskSource<FlushResult>
+    {
+        public ManualResetValueTaskSourceCore<FlushResult> Core;
 
-    ValueTaskSourceStatus IValueTaskSource<FlushResult>.GetStatus(short token) => _flush.GetStatus(token);
+        public CancellationTokenRegistration Cancellation { get; set; }
 
-    void IValueTaskSource<FlushResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _flush.OnCompleted(continuation, state, token, flags);
+        FlushResult IValueTaskSource<FlushResult>.GetResult(short token) => Core.GetResult(token);
+
+        ValueTaskSourceStatus IValueTaskSource<FlushResult>.GetStatus(short token) => Core.GetStatus(token);
+
+        void IValueTaskSource<FlushResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            Core.OnCompleted(continuation, state, token, flags);
+    }
 }

@@ -10,8 +10,10 @@ public sealed record TcpTransportOptions
     public bool NoDelay { get; init; } = true;
 
     /// <summary>
-    /// Received bytes a connection may hold unconsumed before it stops receiving (Kestrel's
-    /// <c>MaxReadBufferSize</c>). Default 128 KiB: two reads of a bulk stream, a few hundred KiB at
+    /// Received bytes a connection may hold that the handler has not examined before it stops
+    /// receiving, as Kestrel's <c>MaxReadBufferSize</c> (whose pipe counts the same bytes). A read
+    /// that has examined everything still gets new bytes, as over a pipe: a handler bounds what it
+    /// examines without consuming. Default 128 KiB: two reads of a bulk stream, a few hundred KiB at
     /// most for a hostile client.
     /// </summary>
     public long MaxReadBufferSize { get; init; } = 128 * 1024;

@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Connections;
 namespace KestrelTcp.Configuration;
 
 /// <summary>A <see cref="ConnectionHandler"/> type registered under the name configuration refers to.</summary>
-public sealed class HandlerRegistration
+internal sealed class HandlerRegistration
 {
     internal HandlerRegistration(string name, Type handlerType, Func<IConfigurationSection, ICollection<string>, object?> parseOptions)
     {

@@ -10,7 +10,7 @@ namespace KestrelTcp.Connections;
 /// the handler's busy reply (if it has one) and a graceful close, and is counted by reason. An
 /// accepted connection's place is given back here, in this middleware's own <c>finally</c>.
 /// </summary>
-internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, ListenerRuntime listener, ILogger logger, TimeProvider time)
+internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, ListenerRuntime listener, ILogger logger)
 {
     public Task OnConnectionAsync(ConnectionContext connection)
     {
@@ -20,8 +20,7 @@ internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, Listene
             return Task.CompletedTask;
         }
 
-        var client = ConnectionLimiter.ClientAddress(connection.RemoteEndPoint);
-        var refused = listener.Limiter.TryAcquire(client);
+        var refused = listener.Limiter.TryAcquire(connection.RemoteEndPoint, out var client);
         if (refused != RejectReason.None)
         {
             Reject(refused);
@@ -48,7 +47,7 @@ internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, Listene
     private void Reject(RejectReason reason)
     {
         listener.Stats.OnRejected(reason);
-        var count = listener.RejectionLog.Note(time.GetUtcNow().ToUnixTimeMilliseconds());
+        var count = listener.RejectionLog.Note();
         if (count > 0)
         {
             Log.ConnectionsRejected(logger, listener.Name, count, reason);

@@ -15,15 +15,22 @@ internal sealed class ConnectionLimiter(ConnectionLimits limits)
     /// <summary>Connections holding a place now: given back as the limit middleware finishes, just after the tracking recorded the close.</summary>
     public int Open => Volatile.Read(ref _open);
 
-    public RejectReason TryAcquire(IPAddress? client)
+    /// <summary>
+    /// Takes a place for a connection from <paramref name="remote"/>, or says why not. <paramref name="client"/>
+    /// is the address the place counts against, to give back to <see cref="Release"/>: null unless a
+    /// per-client limit is set (an IPv4 client of a dual-stack socket costs an address object, which a
+    /// held connection would otherwise keep for nothing).
+    /// </summary>
+    public RejectReason TryAcquire(EndPoint? remote, out IPAddress? client)
     {
+        client = null;
         if (Interlocked.Increment(ref _open) > limits.MaxConnections && limits.MaxConnections > 0)
         {
             Interlocked.Decrement(ref _open);
             return RejectReason.MaxConnections;
         }
 
-        if (limits.MaxConnectionsPerClient > 0 && client is not null)
+        if (limits.MaxConnectionsPerClient > 0 && (client = ClientAddress(remote)) is not null)
         {
             lock (_perClient)
             {

@@ -19,8 +19,15 @@ internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, List
         var transfer = connection.Features.Get<IConnectionTransferFeature>()
             ?? throw new InvalidOperationException($"{nameof(TransferCountingExtensions.UseTransferCounting)} must run before the tracking middleware.");
         transfer.Totals = listener.Stats.Transfer;
-        var tracked = new TrackedConnection(connection, transfer, time.GetTimestamp(), time.GetUtcNow());
+        var tracked = new TrackedConnection(connection, transfer, time.GetTimestamp());
         listener.OnAccepted(tracked);
+        if (listener.IsDraining)
+        {
+            // Admitted just before the drain began, listed just after it asked every open connection
+            // to finish: it is asked now, so that it does not wait for the drain's timeout.
+            tracked.RequestClose(CloseReason.Shutdown);
+        }
+
         try
         {
             await next(connection);

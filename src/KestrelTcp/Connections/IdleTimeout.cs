@@ -1,3 +1,4 @@
+using System.Buffers;
 using KestrelTcp.Hosting;
 
 namespace KestrelTcp.Connections;
@@ -33,9 +34,19 @@ internal sealed class IdleTimeout : IDisposable
         foreach (var listener in _listeners)
         {
             var timeout = listener.Definition.Limits.IdleTimeout;
-            foreach (var connection in listener.OpenConnections)
+            // A pooled copy: with 10,000 open a fresh one would be an 80 KB array a second.
+            var buffer = ArrayPool<TrackedConnection>.Shared.Rent(listener.OpenCount + 16);
+            var count = listener.Open.CopyTo(buffer);
+            try
             {
-                Check(connection, timeout, now);
+                for (var i = 0; i < count; i++)
+                {
+                    Check(buffer[i], timeout, now);
+                }
+            }
+            finally
+            {
+                ArrayPool<TrackedConnection>.Shared.Return(buffer, clearArray: true);
             }
         }
     }

@@ -8,8 +8,8 @@ namespace KestrelTcp.Connections;
 internal static class ListenOptionsConnectionExtensions
 {
     /// <summary>Refuses connections over the listener's limits or while it drains; gives the place back when an accepted one ends.</summary>
-    public static IConnectionBuilder UseConnectionLimits(this IConnectionBuilder builder, ListenerRuntime listener, ILogger logger, TimeProvider time) =>
-        builder.Use(next => new ConnectionLimitMiddleware(next, listener, logger, time).OnConnectionAsync);
+    public static IConnectionBuilder UseConnectionLimits(this IConnectionBuilder builder, ListenerRuntime listener, ILogger logger) =>
+        builder.Use(next => new ConnectionLimitMiddleware(next, listener, logger).OnConnectionAsync);
 
     /// <summary>Counts, lists, closes and logs each accepted connection.</summary>
     public static IConnectionBuilder UseConnectionTracking(this IConnectionBuilder builder, ListenerRuntime listener, KestrelTcpMetrics metrics, ILogger logger, TimeProvider time) =>

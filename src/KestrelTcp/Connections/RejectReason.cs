@@ -1,7 +1,7 @@
 namespace KestrelTcp.Connections;
 
 /// <summary>Why a connection was refused: the <c>reason</c> label of <c>kestreltcp_connections_rejected_total</c>.</summary>
-public enum RejectReason
+internal enum RejectReason
 {
     /// <summary>Not refused.</summary>
     None = 0,

@@ -25,13 +25,12 @@ internal sealed class TrackedConnection : ICloseReasonFeature, IConnectionLifeti
     private readonly IConnectionLifetimeNotificationFeature? _kestrel;
     private int _closeReason;
 
-    public TrackedConnection(ConnectionContext context, IConnectionTransferFeature transfer, long startTimestamp, DateTimeOffset connectedAt)
+    public TrackedConnection(ConnectionContext context, IConnectionTransferFeature transfer, long startTimestamp)
     {
         _context = context;
         _kestrel = context.Features.Get<IConnectionLifetimeNotificationFeature>();
         Transfer = transfer;
         StartTimestamp = startTimestamp;
-        ConnectedAt = connectedAt;
         context.Features.Set<ICloseReasonFeature>(this);
         context.Features.Set<IConnectionLifetimeNotificationFeature>(this);
     }
@@ -47,8 +46,7 @@ internal sealed class TrackedConnection : ICloseReasonFeature, IConnectionLifeti
         var other => other,
     };
 
-    public DateTimeOffset ConnectedAt { get; }
-
+    /// <summary>When the connection was accepted: a <see cref="TimeProvider"/> timestamp (the wall-clock time is derived when shown).</summary>
     public long StartTimestamp { get; }
 
     public CancellationToken ConnectionClosedRequested
@@ -56,6 +54,11 @@ internal sealed class TrackedConnection : ICloseReasonFeature, IConnectionLifeti
         get => _kestrel?.ConnectionClosedRequested ?? CancellationToken.None;
         set => throw new NotSupportedException("Kestrel owns the close request token.");
     }
+
+    /// <summary>The neighbours of this connection in its listener's <see cref="OpenConnectionSet"/> (under the set's lock).</summary>
+    public TrackedConnection? PreviousOpen { get; set; }
+
+    public TrackedConnection? NextOpen { get; set; }
 
     /// <summary>When the idle timeout asked this connection to finish (a <see cref="TimeProvider"/> timestamp), or 0.</summary>
     public long IdleClosingSince { get; set; }

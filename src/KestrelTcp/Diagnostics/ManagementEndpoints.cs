@@ -82,6 +82,7 @@ public static class ManagementEndpoints
     private static object ConnectionsView(KestrelTcpRuntime runtime, TimeProvider time)
     {
         var now = time.GetTimestamp();
+        var wallNow = time.GetUtcNow();
         return new
         {
             listeners = runtime.Listeners.Select(l => new
@@ -97,11 +98,11 @@ public static class ManagementEndpoints
                 bytesSentTotal = l.BytesSent,
                 listed = Math.Min(l.OpenCount, MaxListedConnections),
                 truncated = l.OpenCount > MaxListedConnections,
-                connections = l.OpenConnections.Take(MaxListedConnections).Select(c => new
+                connections = l.Open.Snapshot(MaxListedConnections).Select(c => new
                 {
                     id = c.Id,
                     remote = c.Remote?.ToString(),
-                    connectedAt = c.ConnectedAt,
+                    connectedAt = wallNow - time.GetElapsedTime(c.StartTimestamp, now),
                     bytesReceived = c.Transfer.BytesReceived,
                     bytesSent = c.Transfer.BytesSent,
                     idleSeconds = Math.Round(time.GetElapsedTime(c.Transfer.LastReceivedTimestamp, now).TotalSeconds, 3),

@@ -4,17 +4,22 @@ namespace KestrelTcp.Diagnostics;
 /// Rate-limits the log of refused connections to one event per second per listener, carrying the
 /// number refused since the last event, so that a flood cannot flood the log.
 /// </summary>
-internal sealed class RejectionLog
+internal sealed class RejectionLog(TimeProvider time)
 {
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
+
     private long _pending;
-    private long _lastLoggedMs = long.MinValue / 2;
+
+    // A second before the first refusal can be: the first one is always logged.
+    private long _lastLogged = time.GetTimestamp() - time.TimestampFrequency;
 
     /// <summary>Notes one refusal; returns the count to log now, or 0 when the last event was under a second ago.</summary>
-    public long Note(long nowMs)
+    public long Note()
     {
         Interlocked.Increment(ref _pending);
-        var last = Volatile.Read(ref _lastLoggedMs);
-        if (nowMs - last < 1000 || Interlocked.CompareExchange(ref _lastLoggedMs, nowMs, last) != last)
+        var now = time.GetTimestamp();
+        var last = Volatile.Read(ref _lastLogged);
+        if (time.GetElapsedTime(last, now) < Interval || Interlocked.CompareExchange(ref _lastLogged, now, last) != last)
         {
             return 0;
         }

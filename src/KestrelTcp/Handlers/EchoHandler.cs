@@ -26,21 +26,36 @@ public sealed class EchoHandler(TimeProvider timeProvider) : ConnectionHandler
         ArgumentNullException.ThrowIfNull(connection);
         // What lives across an await is kept in the handler's state machine for as long as the
         // connection is open (10,000 held connections keep 10,000 of them): the loop keeps only the
-        // pipes and what it needs after a write, not the whole read result.
+        // pipes and what it needs after a write; the drain, which needs more, is a method of its own.
         var input = connection.Transport.Input;
         var output = connection.Transport.Output;
-        var draining = false;
+        while (true)
+        {
+            var result = await input.ReadAsync();
+            switch (await EchoAsync(input, output, result))
+            {
+                case ReadOutcome.Ended:
+                    return;
+                case ReadOutcome.Canceled:
+                    // Asked to finish: for shutdown, drain what is still arriving; for idle, there is nothing to drain.
+                    if (connection.IsShutdownRequested())
+                    {
+                        await DrainAsync(input, output);
+                    }
 
+                    return;
+            }
+        }
+    }
+
+    /// <summary>Echoes what is still arriving until the client has been quiet for <see cref="DrainQuietPeriod"/> (or ends).</summary>
+    private async Task DrainAsync(PipeReader input, PipeWriter output)
+    {
         while (true)
         {
             ReadResult result;
-            if (!draining)
+            using (var quiet = new CancellationTokenSource(DrainQuietPeriod, timeProvider))
             {
-                result = await input.ReadAsync();
-            }
-            else
-            {
-                using var quiet = new CancellationTokenSource(DrainQuietPeriod, timeProvider);
                 try
                 {
                     result = await input.ReadAsync(quiet.Token);
@@ -51,27 +66,20 @@ public sealed class EchoHandler(TimeProvider timeProvider) : ConnectionHandler
                 }
             }
 
-            var end = result.Buffer.End;
-            var completed = result.IsCompleted;
-            var canceled = result.IsCanceled;
-            var sent = result.Buffer.IsEmpty || await WriteAsync(output, result.Buffer);
-            input.AdvanceTo(end);
-            if (!sent || completed)
+            if (await EchoAsync(input, output, result) == ReadOutcome.Ended)
             {
                 return;
             }
-
-            if (canceled)
-            {
-                // Asked to finish: for shutdown, drain what is still arriving; for idle, there is nothing to drain.
-                if (!draining && !connection.IsShutdownRequested())
-                {
-                    return;
-                }
-
-                draining = true;
-            }
         }
+    }
+
+    /// <summary>Sends one read back and releases its buffer.</summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    private static async ValueTask<ReadOutcome> EchoAsync(PipeReader input, PipeWriter output, ReadResult result)
+    {
+        var sent = result.Buffer.IsEmpty || await WriteAsync(output, result.Buffer);
+        input.AdvanceTo(result.Buffer.End);
+        return !sent || result.IsCompleted ? ReadOutcome.Ended : result.IsCanceled ? ReadOutcome.Canceled : ReadOutcome.Read;
     }
 
     /// <summary>Writes the received segments back, in order; false once the client is gone.</summary>
@@ -89,5 +97,12 @@ public sealed class EchoHandler(TimeProvider timeProvider) : ConnectionHandler
         }
 
         return !(await output.FlushAsync()).IsCompleted;
+    }
+
+    private enum ReadOutcome
+    {
+        Read,
+        Canceled,
+        Ended,
     }
 }

@@ -4,7 +4,7 @@ using KestrelTcp.Configuration;
 namespace KestrelTcp.Handlers;
 
 /// <summary>Options of the Greeting handler (<c>KestrelTcp:Listeners:{name}:Options</c>).</summary>
-public sealed class GreetingOptions : IHandlerOptions<GreetingOptions>
+internal sealed class GreetingOptions : IHandlerOptions<GreetingOptions>
 {
     /// <summary>The default banner: the classic tutorial's welcome line.</summary>
     public const string DefaultBanner = "Welcome! You have connected to {LocalAddress} on port {LocalPort}\r\n";

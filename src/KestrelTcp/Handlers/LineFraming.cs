@@ -3,7 +3,7 @@ using System.Buffers;
 namespace KestrelTcp.Handlers;
 
 /// <summary>The outcome of <see cref="LineFraming.TryReadLine"/>.</summary>
-public enum LineStatus
+internal enum LineStatus
 {
     /// <summary>No complete line yet: read more.</summary>
     Incomplete,
@@ -20,7 +20,7 @@ public enum LineStatus
 /// <c>\r</c> is stripped, and the search for the end of a line is bounded by the line limit so no
 /// input can make a connection buffer more than the limit.
 /// </summary>
-public static class LineFraming
+internal static class LineFraming
 {
     /// <summary>
     /// Reads one line (without its ending) from <paramref name="reader"/>. Looks at most

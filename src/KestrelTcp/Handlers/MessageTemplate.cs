@@ -14,7 +14,7 @@ namespace KestrelTcp.Handlers;
 /// literal braces. <c>{Line}</c> is the received line with invalid UTF-8 and control characters
 /// (other than tab) replaced by U+FFFD, never echoed raw.
 /// </summary>
-public sealed class MessageTemplate
+internal sealed class MessageTemplate
 {
     /// <summary>The placeholders every template may use.</summary>
     public static IReadOnlyList<string> ConnectionPlaceholders { get; } =

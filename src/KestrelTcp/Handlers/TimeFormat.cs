@@ -4,7 +4,7 @@ using System.Globalization;
 namespace KestrelTcp.Handlers;
 
 /// <summary>The formats of the Time handler (<c>Options:Format</c>).</summary>
-public enum TimeFormat
+internal enum TimeFormat
 {
     /// <summary><c>Wed Jan 29 19:14:15 2014</c>, as C's ctime (day padded with a space).</summary>
     Ctime,
@@ -23,7 +23,7 @@ public enum TimeFormat
 }
 
 /// <summary>Formats a moment as the Time handler sends it, into a caller's buffer, allocation-free.</summary>
-public static class TimeFormatter
+internal static class TimeFormatter
 {
     /// <summary>Enough for the longest format with its line ending.</summary>
     public const int MaxLength = 64;

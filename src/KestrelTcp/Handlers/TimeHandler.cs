@@ -15,7 +15,7 @@ public sealed class TimeHandler(ListenerDefinition listener, TimeProvider timePr
     {
         ArgumentNullException.ThrowIfNull(connection);
         var output = connection.Transport.Output;
-        var written = TimeFormatter.Format(timeProvider.GetUtcNow(), _options.Format, _options.TimeZone, output.GetSpan(TimeFormatter.MaxLength));
+        var written = TimeFormatter.Format(timeProvider.GetUtcNow(), _options.Format, _options.TimeZone ?? timeProvider.LocalTimeZone, output.GetSpan(TimeFormatter.MaxLength));
         output.Advance(written);
         await output.FlushAsync();
     }

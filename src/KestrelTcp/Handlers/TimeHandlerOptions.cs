@@ -3,13 +3,16 @@ using KestrelTcp.Configuration;
 namespace KestrelTcp.Handlers;
 
 /// <summary>Options of the Time handler (<c>KestrelTcp:Listeners:{name}:Options</c>).</summary>
-public sealed class TimeHandlerOptions : IHandlerOptions<TimeHandlerOptions>
+internal sealed class TimeHandlerOptions : IHandlerOptions<TimeHandlerOptions>
 {
     /// <summary>The format; default <see cref="TimeFormat.Ctime"/>, what daytime servers have always sent.</summary>
     public TimeFormat Format { get; init; } = TimeFormat.Ctime;
 
-    /// <summary>The zone times are shown in; default UTC, so replicas in different zones agree.</summary>
-    public TimeZoneInfo TimeZone { get; init; } = TimeZoneInfo.Utc;
+    /// <summary>
+    /// The zone times are shown in; default UTC, so replicas in different zones agree. Null for
+    /// <c>Local</c>: the injected <see cref="TimeProvider.LocalTimeZone"/>, read by the handler.
+    /// </summary>
+    public TimeZoneInfo? TimeZone { get; init; } = TimeZoneInfo.Utc;
 
     /// <inheritdoc />
     public static TimeHandlerOptions Parse(IConfigurationSection section, ICollection<string> problems)
@@ -24,12 +27,12 @@ public sealed class TimeHandlerOptions : IHandlerOptions<TimeHandlerOptions>
             format = TimeFormat.Ctime;
         }
 
-        var zone = TimeZoneInfo.Utc;
+        TimeZoneInfo? zone = TimeZoneInfo.Utc;
         if (section["TimeZone"] is { Length: > 0 } zoneText && !string.Equals(zoneText, "UTC", StringComparison.OrdinalIgnoreCase))
         {
             if (string.Equals(zoneText, "Local", StringComparison.OrdinalIgnoreCase))
             {
-                zone = TimeZoneInfo.Local;
+                zone = null;
             }
             else if (!TimeZoneInfo.TryFindSystemTimeZoneById(zoneText, out zone))
             {

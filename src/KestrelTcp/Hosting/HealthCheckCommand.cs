@@ -9,7 +9,7 @@ namespace KestrelTcp.Hosting;
 /// image needs no curl or shell. Without a url the port comes from the same configuration the
 /// server reads (appsettings.json and appsettings.{Environment}.json next to the binary, <c>KestrelTcp__Http__Port</c>, arguments).
 /// </summary>
-public static class HealthCheckCommand
+internal static class HealthCheckCommand
 {
     /// <summary>The argument that selects this mode.</summary>
     public const string Argument = "--health-check";

@@ -34,7 +34,7 @@ internal sealed class KestrelEndpointSetup(KestrelTcpRuntime runtime, KestrelTcp
             {
                 listener.ListenOptions = listen;
                 listen.UseTransferCounting(time)
-                    .UseConnectionLimits(listener, logger, time)
+                    .UseConnectionLimits(listener, logger)
                     .UseConnectionTracking(listener, metrics, logger, time)
                     .Run(listener.Handler.OnConnectedAsync);
             });

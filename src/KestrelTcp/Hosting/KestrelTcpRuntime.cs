@@ -30,7 +30,7 @@ internal sealed class KestrelTcpRuntime(KestrelTcpOptions options, IServiceProvi
     public KestrelTcpOptions Options { get; } = options;
 
     public IReadOnlyList<ListenerRuntime> Listeners { get; } =
-        [.. options.Listeners.Select(l => new ListenerRuntime(l, CreateHandler(l.HandlerType!, l, services)))];
+        [.. options.Listeners.Select(l => new ListenerRuntime(l, CreateHandler(l.HandlerType!, l, services), services.GetRequiredService<TimeProvider>()))];
     public ListenOptions? HttpListenOptions { get; set; }
 
     public ServerState State

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using KestrelTcp.Configuration;
 using KestrelTcp.Connections;
@@ -9,9 +8,9 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 namespace KestrelTcp.Hosting;
 
 /// <summary>A configured listener at run time: its handler, its Kestrel endpoint, its open connections and its counters.</summary>
-internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionHandler handler)
+internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionHandler handler, TimeProvider time)
 {
-    private readonly ConcurrentDictionary<TrackedConnection, byte> _open = new(ReferenceEqualityComparer.Instance);
+    private readonly OpenConnectionSet _open = new();
     private volatile ListenerState _state;
 
     public ListenerDefinition Definition { get; } = definition;
@@ -26,7 +25,7 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
 
     public ListenerStats Stats { get; } = new();
 
-    public RejectionLog RejectionLog { get; } = new();
+    public RejectionLog RejectionLog { get; } = new(time);
 
     public ListenOptions? ListenOptions { get; set; }
 
@@ -50,32 +49,26 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
 
     public int OpenCount => _open.Count;
 
-    public bool HasOpenConnections => !_open.IsEmpty;
+    public bool HasOpenConnections => _open.Count > 0;
 
-    /// <summary>The open connections; enumerating takes no lock (unlike <c>Keys</c>, which would stall accepts).</summary>
-    public IEnumerable<TrackedConnection> OpenConnections
-    {
-        get
-        {
-            foreach (var entry in _open)
-            {
-                yield return entry.Key;
-            }
-        }
-    }
+    /// <summary>A copy of the open connections (newest first), to act on outside the set's lock.</summary>
+    public TrackedConnection[] OpenConnections => _open.Snapshot();
+
+    /// <summary>The open set itself, for callers that copy into a buffer of their own (<see cref="IdleTimeout"/>).</summary>
+    public OpenConnectionSet Open => _open;
 
     /// <summary>The endpoint actually bound (with the real port when 0 was asked), as <c>tcp://address:port</c> or <c>unix:path</c>.</summary>
     public string Endpoint => DescribeEndpoint(ListenOptions, Definition);
 
     public void OnAccepted(TrackedConnection connection)
     {
-        _open.TryAdd(connection, 0);
+        _open.Add(connection);
         Stats.OnAccepted();
     }
 
     public void OnClosed(TrackedConnection connection, CloseReason reason)
     {
-        _open.TryRemove(connection, out _);
+        _open.Remove(connection);
         Stats.OnClosed(reason);
     }
 

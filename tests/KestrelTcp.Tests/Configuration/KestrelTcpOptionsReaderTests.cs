@@ -118,13 +118,13 @@ public class KestrelTcpOptionsReaderTests
     }
 
     [Theory]
-    [InlineData(null, TransportKind.KestrelTcp)]
-    [InlineData("KestrelTcp", TransportKind.KestrelTcp)]
-    [InlineData("Kestrel", TransportKind.Kestrel)]
-    [InlineData("kestrel", TransportKind.Kestrel)]
-    internal void Read_TransportKind_Parsed(string? value, TransportKind expected)
+    [InlineData(null, nameof(TransportKind.KestrelTcp))]
+    [InlineData("KestrelTcp", nameof(TransportKind.KestrelTcp))]
+    [InlineData("Kestrel", nameof(TransportKind.Kestrel))]
+    [InlineData("kestrel", nameof(TransportKind.Kestrel))]
+    public void Read_TransportKind_Parsed(string? value, string expected)
     {
-        Assert.Equal(expected, Read(With(("Transport:Kind", value))).Transport.Kind);
+        Assert.Equal(expected, Read(With(("Transport:Kind", value))).Transport.Kind.ToString());
     }
 
     [Fact]

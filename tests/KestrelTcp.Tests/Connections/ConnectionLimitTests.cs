@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using KestrelTcp.Tests.Infrastructure;
@@ -204,51 +203,67 @@ public class ConnectionLimitTests
     public async Task Rejections_Flood_LoggedAtMostOncePerSecondPerListenerWithTheCount()
     {
         var logs = new CapturingLoggerProvider();
+        var clock = new TestClock();
         await using var server = await TestServer.StartAsync(
             [TestServer.Listener("echo", "Echo", ("MaxConnections", "1")), TestServer.Listener("greeting", "Greeting", ("MaxConnections", "1"))],
-            services => services.AddSingleton<ILoggerProvider>(logs));
+            services =>
+            {
+                services.AddSingleton<TimeProvider>(clock);
+                services.AddSingleton<ILoggerProvider>(logs);
+            });
         await using var echo = await ConnectEchoingAsync(server, "echo");
         await using var greeting = await server.ConnectAsync("greeting");
         Assert.StartsWith("Welcome!", await greeting.ReadLineAsync());
+        string[] listeners = ["echo", "greeting"];
 
-        var flooding = Stopwatch.StartNew();
-        var refused = 0;
-        while (flooding.Elapsed < TimeSpan.FromSeconds(1.5) || refused < 40)
+        // The first refusal is logged at once; the next nine, in the same instant, are held back.
+        await RefuseAsync(server, listeners, 10);
+        AssertCounts(logs, listeners, 1);
+
+        // A millisecond short of a second later: still held back.
+        clock.Advance(TimeSpan.FromMilliseconds(999));
+        await RefuseAsync(server, listeners, 1);
+        AssertCounts(logs, listeners, 1);
+
+        // A second after the last event: one event carries everything refused since (9 + 1 + this one).
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        await RefuseAsync(server, listeners, 1);
+        AssertCounts(logs, listeners, 1, 11);
+
+        // Nothing refused is lost from the log: the sum of the counts is the metric's.
+        clock.Advance(TimeSpan.FromSeconds(1));
+        await RefuseAsync(server, listeners, 1);
+        AssertCounts(logs, listeners, 1, 11, 1);
+        foreach (var listener in listeners)
         {
-            await using var client = await server.ConnectAsync(refused % 2 == 0 ? "echo" : "greeting");
-            await client.ReadToEndAsync();
-            refused++;
+            Assert.Equal(13, await server.MetricAsync(Rejected, ("listener", listener), ("reason", "max_connections")));
+            Assert.All(RejectionEvents(logs, listener), e => Assert.Equal(LogLevel.Warning, e.Level));
         }
+    }
 
-        var elapsed = flooding.Elapsed;
-        foreach (var listener in new[] { "echo", "greeting" })
+    private static async Task RefuseAsync(TestServer server, string[] listeners, int count)
+    {
+        for (var i = 0; i < count; i++)
         {
-            var events = RejectionEvents(logs, listener);
-            Assert.InRange(events.Count, 1, (int)Math.Ceiling(elapsed.TotalSeconds) + 1);
-            Assert.All(events, e => Assert.Equal(LogLevel.Warning, e.Level));
-            Assert.Equal(1L, events[0]["Count"]);
-            for (var i = 1; i < events.Count; i++)
+            foreach (var listener in listeners)
             {
-                Assert.True(events[i].At - events[i - 1].At >= TimeSpan.FromMilliseconds(900), $"two rejection events {events[i].At - events[i - 1].At} apart");
-            }
-        }
-
-        // Nothing refused is lost from the log: the next event, a second later, carries the ones held back.
-        await Task.Delay(TimeSpan.FromSeconds(1.1));
-        foreach (var listener in new[] { "echo", "greeting" })
-        {
-            await using (var client = await server.ConnectAsync(listener))
-            {
+                // The rejection is logged before the refused connection is closed.
+                await using var client = await server.ConnectAsync(listener);
                 await client.ReadToEndAsync();
             }
+        }
+    }
 
-            var logged = RejectionEvents(logs, listener).Sum(e => (long)e["Count"]!);
-            Assert.Equal(await server.MetricAsync(Rejected, ("listener", listener), ("reason", "max_connections")), logged);
+    private static void AssertCounts(CapturingLoggerProvider logs, string[] listeners, params long[] counts)
+    {
+        foreach (var listener in listeners)
+        {
+            Assert.Equal(counts, RejectionEvents(logs, listener).Select(e => (long)e["Count"]!));
         }
     }
 
     private static List<CapturingLoggerProvider.LogEntry> RejectionEvents(CapturingLoggerProvider logs, string listener) =>
-        [.. logs.Entries.Where(e => e.EventId.Name == "ConnectionsRejected" && (string?)e["Listener"] == listener).OrderBy(e => e.At)];
+        [.. logs.Entries.Where(e => e.EventId.Name == "ConnectionsRejected" && (string?)e["Listener"] == listener)];
 
     private static async Task<TcpTestClient> ConnectEchoingAsync(TestServer server, string listener)
     {

@@ -1,4 +1,5 @@
 using System.Text;
+using KestrelTcp.Connections;
 using KestrelTcp.Tests.Hosting;
 using KestrelTcp.Tests.Infrastructure;
 
@@ -68,6 +69,9 @@ public class FaultToleranceTests
             }
         }
 
+        // Quiet alone can hold before the last accepts: wait for all twenty first, or fail.
+        var runtime = server.Runtime.Find(listener)!;
+        await TestServer.WaitUntilAsync(() => Task.FromResult(runtime.Stats.Accepted == 20), because: "twenty connections to be accepted");
         await server.WaitForQuietAsync();
         var metrics = await server.MetricsAsync();
         Assert.Equal(20, PrometheusText.Value(metrics, "kestreltcp_connections_accepted_total", ("listener", listener), ("handler", handler)));
@@ -187,13 +191,19 @@ public class FaultToleranceTests
     [Fact]
     public async Task Vanish_MidLineWithoutFin_ClosedByIdleTimeout()
     {
-        await using var server = await TestServer.StartAsync(TestServer.Listener("greeting", "Greeting", ("IdleTimeout", "00:00:01")));
+        var clock = new TestClock();
+        await using var server = await TestServer.StartAsync(clock, TestServer.Listener("greeting", "Greeting", ("IdleTimeout", "00:00:02")));
         // A client whose host disappears: it never sends a FIN or a reset, it just falls silent.
         await using var gone = await server.ConnectAsync("greeting");
         Assert.StartsWith("Welcome!", await gone.ReadLineAsync());
         await gone.SendAsync("half a li");
+        var tracked = Assert.Single(await server.OpenConnectionsAsync("greeting"));
+        await TestServer.WaitUntilAsync(() => Task.FromResult(tracked.Transfer.BytesReceived == 9), because: "the half line to arrive");
 
-        await TestServer.WaitUntilAsync(() => Task.FromResult(server.Runtime.Find("greeting")!.OpenCount == 0), TimeSpan.FromSeconds(6), "the silent connection to be closed");
+        IdleTimeoutTests.AdvanceSeconds(clock, 1);
+        Assert.Equal(CloseReason.None, tracked.CloseReason);
+        IdleTimeoutTests.AdvanceSeconds(clock, 1);
+        Assert.Equal(CloseReason.IdleTimeout, tracked.CloseReason);
         await server.WaitForQuietAsync();
         Assert.Equal(1, await server.MetricAsync(Closed, ("listener", "greeting"), ("reason", "idle_timeout")));
     }

@@ -1,41 +1,59 @@
-using System.Diagnostics;
+using KestrelTcp.Connections;
 using KestrelTcp.Tests.Hosting;
 using KestrelTcp.Tests.Infrastructure;
+using KestrelTcp.Transport;
 
 namespace KestrelTcp.Tests.Connections;
 
-/// <summary>IdleTimeout over real sockets. It rides Kestrel's ~1 s heartbeat, so a 1 s timeout closes within about 1–3 s.</summary>
+/// <summary>
+/// IdleTimeout over real sockets, on a <see cref="TestClock"/>: the scan runs once a second of the
+/// server's clock, inside <see cref="Microsoft.Extensions.Time.Testing.FakeTimeProvider.Advance"/>,
+/// so what it decided is known the moment the test has advanced the clock to it.
+/// </summary>
 public class IdleTimeoutTests
 {
     private const string Closed = "kestreltcp_connections_closed_total";
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(6);
+    private static readonly TimeSpan Second = TimeSpan.FromSeconds(1);
 
     [Fact]
-    public async Task IdleTimeout_EchoReceivesNothing_ClosedGracefullyAndCountedAsIdle()
+    public async Task IdleTimeout_EchoReceivesNothing_ClosedGracefullyAtTheTimeoutAndCountedAsIdle()
     {
-        await using var server = await TestServer.StartAsync(TestServer.Listener("echo", "Echo", ("IdleTimeout", "00:00:01")));
+        var clock = new TestClock();
+        await using var server = await TestServer.StartAsync(clock, TestServer.Listener("echo", "Echo", ("IdleTimeout", "00:00:03")));
         await using var client = await server.ConnectAsync("echo");
-        var idle = Stopwatch.StartNew();
+        var tracked = Assert.Single(await server.OpenConnectionsAsync("echo"));
 
-        Assert.True(await client.IsClosedGracefullyAsync(Bound), "closed by reset, not FIN");
-        Assert.InRange(idle.Elapsed, TimeSpan.FromSeconds(0.9), Bound);
+        // The scans at 1 s and 2 s of silence leave it alone; the one at 3 s asks it to finish.
+        AdvanceSeconds(clock, 2);
+        Assert.Equal(CloseReason.None, tracked.CloseReason);
+        AdvanceSeconds(clock, 1);
+        Assert.Equal(CloseReason.IdleTimeout, tracked.CloseReason);
+
+        Assert.True(await client.IsClosedGracefullyAsync(), "closed by reset, not FIN");
         await server.WaitForQuietAsync();
         var metrics = await server.MetricsAsync();
         Assert.Equal(1, PrometheusText.Value(metrics, Closed, ("listener", "echo"), ("reason", "idle_timeout")));
         Assert.Equal(1, PrometheusText.Sum(metrics, Closed, "echo"));
+        Assert.Equal(3, PrometheusText.Value(metrics, "kestreltcp_connection_duration_seconds_sum", ("listener", "echo")));
     }
 
     [Fact]
     public async Task IdleTimeout_GreetingSilentAfterBanner_BannerThenFinAndNothingElse()
     {
-        await using var server = await TestServer.StartAsync(TestServer.Listener("greeting", "Greeting", ("IdleTimeout", "00:00:01")));
+        var clock = new TestClock();
+        await using var server = await TestServer.StartAsync(clock, TestServer.Listener("greeting", "Greeting", ("IdleTimeout", "00:00:02")));
         await using var client = await server.ConnectAsync("greeting");
+        var banner = await client.ReadLineAsync();
+        var tracked = Assert.Single(await server.OpenConnectionsAsync("greeting"));
 
-        var all = await client.ReadToEndTextAsync(Bound);
+        AdvanceSeconds(clock, 1);
+        Assert.Equal(CloseReason.None, tracked.CloseReason);
+        AdvanceSeconds(clock, 1);
+        Assert.Equal(CloseReason.IdleTimeout, tracked.CloseReason);
 
-        Assert.StartsWith("Welcome! You have connected to 127.0.0.1 on port ", all);
-        Assert.EndsWith("\r\n", all);
-        Assert.Equal(1, all.Count(c => c == '\n'));
+        // An idle close says nothing (no "Server shutting down"): the banner was the only line.
+        Assert.Equal($"Welcome! You have connected to 127.0.0.1 on port {server.Port("greeting")}\r\n", banner);
+        Assert.Empty(await client.ReadToEndAsync());
         await server.WaitForQuietAsync();
         Assert.Equal(1, await server.MetricAsync(Closed, ("listener", "greeting"), ("reason", "idle_timeout")));
     }
@@ -43,19 +61,28 @@ public class IdleTimeoutTests
     [Fact]
     public async Task IdleTimeout_TrafficMoreOftenThanTheTimeout_KeepsTheConnectionOpen()
     {
-        await using var server = await TestServer.StartAsync(TestServer.Listener("echo", "Echo", ("IdleTimeout", "00:00:01")));
+        var clock = new TestClock();
+        await using var server = await TestServer.StartAsync(clock, TestServer.Listener("echo", "Echo", ("IdleTimeout", "00:00:03")));
         await using var client = await server.ConnectAsync("echo");
+        var tracked = Assert.Single(await server.OpenConnectionsAsync("echo"));
 
-        var open = Stopwatch.StartNew();
-        while (open.Elapsed < TimeSpan.FromSeconds(2.5))
+        // A byte every 2 s for 8 s: more than twice the timeout since the connection opened.
+        for (var i = 0; i < 4; i++)
         {
+            AdvanceSeconds(clock, 2);
             await client.SendAsync("x");
             Assert.Equal("x"u8.ToArray(), await client.ReadExactlyAsync(1));
-            await Task.Delay(250);
         }
 
+        Assert.Equal(CloseReason.None, tracked.CloseReason);
         Assert.Equal(0, await server.MetricAsync(Closed, ("listener", "echo"), ("reason", "idle_timeout")));
-        Assert.True(await client.IsClosedGracefullyAsync(Bound));
+
+        // Then silence: the timeout counts from the last byte received, not from the connection's start.
+        AdvanceSeconds(clock, 2);
+        Assert.Equal(CloseReason.None, tracked.CloseReason);
+        AdvanceSeconds(clock, 1);
+        Assert.Equal(CloseReason.IdleTimeout, tracked.CloseReason);
+        Assert.True(await client.IsClosedGracefullyAsync());
         await server.WaitForQuietAsync();
         Assert.Equal(1, await server.MetricAsync(Closed, ("listener", "echo"), ("reason", "idle_timeout")));
     }
@@ -63,57 +90,70 @@ public class IdleTimeoutTests
     [Fact]
     public async Task IdleTimeout_SlowlorisFloodOverTheLimit_RefusedOrClosedIdleAndNothingLeaks()
     {
-        await using var server = await TestServer.StartAsync(TestServer.Listener("greeting", "Greeting",
-            ("IdleTimeout", "00:00:01"), ("MaxConnections", "10")));
+        var clock = new TestClock();
+        await using var server = await TestServer.StartAsync(clock, TestServer.Listener("greeting", "Greeting",
+            ("IdleTimeout", "00:00:02"), ("MaxConnections", "10")));
 
-        // Thirty clients each dribbling a line one byte every two seconds, never finishing it.
-        var results = await Task.WhenAll(Enumerable.Range(0, 30).Select(async _ =>
-        {
-            await using var client = await server.ConnectAsync("greeting");
-            var first = await client.ReadLineAsync(Bound);
-            if (first == "ERR busy\r\n")
-            {
-                return "busy";
-            }
+        // Thirty clients each start a line with one byte and would dribble the next only after 3 s.
+        var clients = await Task.WhenAll(Enumerable.Range(0, 30).Select(_ => server.ConnectAsync("greeting")));
+        var first = await Task.WhenAll(clients.Select(c => c.ReadLineAsync()));
+        Assert.Equal(20, first.Count(line => line == "ERR busy\r\n"));
+        var accepted = clients.Where((_, i) => first[i].StartsWith("Welcome!", StringComparison.Ordinal)).ToList();
+        Assert.Equal(10, accepted.Count);
+        await Task.WhenAll(accepted.Select(c => c.SendAsync("G")));
+        var tracked = await server.OpenConnectionsAsync("greeting", 10);
+        await TestServer.WaitUntilAsync(() => Task.FromResult(tracked.All(t => t.Transfer.BytesReceived == 1)), because: "every first byte to arrive");
 
-            var dribbling = Stopwatch.StartNew();
-            while (dribbling.Elapsed < Bound)
-            {
-                await client.SendAsync("G");
-                try
-                {
-                    var rest = await client.ReadToEndAsync(TimeSpan.FromSeconds(2));
-                    return rest.Length == 0 ? "closed" : "unexpected: " + System.Text.Encoding.UTF8.GetString(rest);
-                }
-                catch (OperationCanceledException)
-                {
-                    // Still open two seconds later: dribble the next byte.
-                }
-            }
+        AdvanceSeconds(clock, 1);
+        Assert.All(tracked, t => Assert.Equal(CloseReason.None, t.CloseReason));
+        AdvanceSeconds(clock, 1);
+        Assert.All(tracked, t => Assert.Equal(CloseReason.IdleTimeout, t.CloseReason));
 
-            return "still open";
-        }));
-
-        Assert.Equal(10, results.Count(r => r == "closed"));
-        Assert.Equal(20, results.Count(r => r == "busy"));
+        var rest = await Task.WhenAll(accepted.Select(c => c.ReadToEndAsync()));
+        Assert.All(rest, Assert.Empty);
         await server.WaitForQuietAsync();
         var metrics = await server.MetricsAsync();
         Assert.Equal(10, PrometheusText.Value(metrics, Closed, ("listener", "greeting"), ("reason", "idle_timeout")));
+        Assert.Equal(10, PrometheusText.Sum(metrics, Closed, "greeting"));
         Assert.Equal(20, PrometheusText.Value(metrics, "kestreltcp_connections_rejected_total", ("listener", "greeting"), ("reason", "max_connections")));
         Assert.Equal(0, PrometheusText.Value(metrics, "kestreltcp_connections_active", ("listener", "greeting"), ("handler", "Greeting")));
+        foreach (var client in clients)
+        {
+            await client.DisposeAsync();
+        }
     }
 
     [Fact]
-    public async Task IdleTimeout_EchoClientThatNeverReads_AbortedWhenTheHandlerCannotFinish()
+    public async Task IdleTimeout_EchoClientThatNeverReads_AbortedAsLongAgainAfterTheCloseRequest()
     {
-        await using var server = await TestServer.StartAsync(TestServer.Listener("echo", "Echo", ("IdleTimeout", "00:00:01")));
+        var clock = new TestClock();
+        await using var server = await TestServer.StartAsync(clock, TestServer.Listener("echo", "Echo", ("IdleTimeout", "00:00:02")));
         await using var client = await server.ConnectAsync("echo");
         client.Socket.Blocking = false;
         await GracefulShutdownTests.PushUntilStalledAsync(client.Socket);
+        var tracked = Assert.Single(await server.OpenConnectionsAsync("echo"));
+        var transport = Assert.IsType<TcpConnection>(tracked.Transfer);
 
-        // Echo is blocked writing to a client that does not read: the canceled read cannot reach it, so it is aborted.
-        await TestServer.WaitUntilAsync(() => Task.FromResult(server.Runtime.Find("echo")!.OpenCount == 0), Bound, "the stuck connection to be aborted");
+        // At 2 s it is asked to finish; Echo is blocked writing to a client that does not read, so the
+        // canceled read cannot reach it. It is aborted 2 s later, not before.
+        AdvanceSeconds(clock, 2);
+        Assert.Equal(CloseReason.IdleTimeout, tracked.CloseReason);
+        Assert.False(transport.IsClosed);
+        AdvanceSeconds(clock, 1);
+        Assert.False(transport.IsClosed, "aborted before as long again as the timeout");
+        AdvanceSeconds(clock, 1);
+        Assert.True(transport.IsClosed, "not aborted as long again as the timeout after the close request");
+
         await server.WaitForQuietAsync();
         Assert.Equal(1, await server.MetricAsync(Closed, ("listener", "echo"), ("reason", "idle_timeout")));
+    }
+
+    /// <summary>Advances one second at a time, as the scan's timer would see a real clock pass.</summary>
+    internal static void AdvanceSeconds(TestClock clock, int seconds)
+    {
+        for (var i = 0; i < seconds; i++)
+        {
+            clock.Advance(Second);
+        }
     }
 }

@@ -11,18 +11,20 @@ public class ConnectionsEndpointTests
     [Fact]
     public async Task Connections_OpenConnections_ListedWithTheirBytesAndClient()
     {
-        await using var server = await TestServer.StartAsync(TestServer.Listener("echo", "Echo"), TestServer.Listener("time", "Time"));
-        var before = DateTimeOffset.UtcNow;
+        var clock = new TestClock();
+        await using var server = await TestServer.StartAsync(clock, TestServer.Listener("echo", "Echo"), TestServer.Listener("time", "Time"));
+        // Client i connects and sends i bytes at i seconds on the server's clock; the view is read at 3.5 s.
         var clients = new List<TcpTestClient>();
         for (var i = 1; i <= 3; i++)
         {
+            clock.Advance(TimeSpan.FromSeconds(1));
             var client = await server.ConnectAsync("echo");
             await client.SendAsync(new string('x', i));
             await client.ReadExactlyAsync(i);
             clients.Add(client);
         }
 
-        var after = DateTimeOffset.UtcNow;
+        clock.Advance(TimeSpan.FromSeconds(0.5));
         var view = await server.JsonAsync("/connections");
         var echo = Listener(view, "echo");
         Assert.Equal("Echo", echo.GetProperty("handler").GetString());
@@ -48,8 +50,8 @@ public class ConnectionsEndpointTests
             Assert.Equal(sent, entry.GetProperty("bytesReceived").GetInt64());
             Assert.Equal(sent, entry.GetProperty("bytesSent").GetInt64());
             Assert.False(string.IsNullOrEmpty(entry.GetProperty("id").GetString()));
-            Assert.InRange(entry.GetProperty("connectedAt").GetDateTimeOffset(), before.AddSeconds(-1), after.AddSeconds(1));
-            Assert.InRange(entry.GetProperty("idleSeconds").GetDouble(), 0, 30);
+            Assert.Equal(clock.Start.AddSeconds(sent), entry.GetProperty("connectedAt").GetDateTimeOffset());
+            Assert.Equal(3.5 - sent, entry.GetProperty("idleSeconds").GetDouble());
         }
 
         var time = Listener(view, "time");
@@ -70,15 +72,22 @@ public class ConnectionsEndpointTests
     [Fact]
     public async Task Connections_IdleConnection_IdleSecondsGrowsAndResetsOnData()
     {
-        await using var server = await TestServer.StartAsync(TestServer.Listener("echo", "Echo"));
+        var clock = new TestClock();
+        await using var server = await TestServer.StartAsync(clock, TestServer.Listener("echo", "Echo"));
         await using var client = await server.ConnectAsync("echo");
         await client.SendAsync("a");
         await client.ReadExactlyAsync(1);
-        await TestServer.WaitUntilAsync(async () => Idle(await server.JsonAsync("/connections")) >= 0.2, because: "idle time to grow");
+        Assert.Equal(0, Idle(await server.JsonAsync("/connections")));
+        clock.Advance(TimeSpan.FromSeconds(2.25));
+        Assert.Equal(2.25, Idle(await server.JsonAsync("/connections")));
+        clock.Advance(TimeSpan.FromSeconds(0.5));
+        Assert.Equal(2.75, Idle(await server.JsonAsync("/connections")));
 
         await client.SendAsync("b");
         await client.ReadExactlyAsync(1);
-        Assert.InRange(Idle(await server.JsonAsync("/connections")), 0, 0.2);
+        Assert.Equal(0, Idle(await server.JsonAsync("/connections")));
+        clock.Advance(TimeSpan.FromSeconds(0.125));
+        Assert.Equal(0.125, Idle(await server.JsonAsync("/connections")));
 
         static double Idle(JsonElement view) => Listener(view, "echo").GetProperty("connections")[0].GetProperty("idleSeconds").GetDouble();
     }

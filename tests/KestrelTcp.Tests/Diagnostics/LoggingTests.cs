@@ -14,14 +14,21 @@ public class LoggingTests
     public async Task ConnectionClosed_ClientSentBytes_InformationWithEveryProperty()
     {
         var logs = new LogCapture();
-        await using var server = await TestServer.StartAsync([TestServer.Listener("echo", "Echo"), TestServer.VerboseLogs], s => s.AddSingleton<ILoggerProvider>(logs));
+        var clock = new TestClock();
+        await using var server = await TestServer.StartAsync([TestServer.Listener("echo", "Echo"), TestServer.VerboseLogs], s =>
+        {
+            s.AddSingleton<TimeProvider>(clock);
+            s.AddSingleton<ILoggerProvider>(logs);
+        });
         string remote;
         await using (var client = await server.ConnectAsync("echo"))
         {
             remote = ((IPEndPoint)client.Socket.LocalEndPoint!).ToString();
             await client.SendAsync("hello");
+            Assert.Equal("hello"u8.ToArray(), await client.ReadExactlyAsync(5));
+            clock.Advance(TimeSpan.FromMilliseconds(1234.5));
             client.ShutdownSend();
-            await client.ReadToEndAsync();
+            Assert.Empty(await client.ReadToEndAsync());
         }
 
         var closed = await SingleAsync(logs, "ConnectionClosed");
@@ -31,14 +38,14 @@ public class LoggingTests
         Assert.Equal("echo", closed["Listener"]);
         Assert.False(string.IsNullOrEmpty(closed["ConnectionId"] as string));
         Assert.Equal(remote, closed["Remote"]);
-        Assert.InRange(Assert.IsType<double>(closed["DurationMs"]), 0, 10_000);
+        Assert.Equal(1234.5, Assert.IsType<double>(closed["DurationMs"])); // the server clock's, as long as the connection was open on it
         Assert.Equal(5L, closed["BytesReceived"]);
         Assert.Equal(5L, closed["BytesSent"]);
         Assert.Equal(CloseReason.Client, closed["Reason"]);
         // Serilog renders string properties quoted in the message it hands to other providers (the console shows them bare).
         var message = closed.Message.Replace("\"", "", StringComparison.Ordinal);
         Assert.Contains($"from {remote} closed (Client)", message, StringComparison.Ordinal);
-        Assert.Contains("5 bytes in, 5 bytes out", message, StringComparison.Ordinal);
+        Assert.Contains("after 1234.5 ms, 5 bytes in, 5 bytes out", message, StringComparison.Ordinal);
         Assert.DoesNotContain(logs.Events, e => e.Level >= LogLevel.Warning);
     }
 

@@ -268,17 +268,20 @@ public class MetricsTests
     [Fact]
     public async Task CloseReason_IdleTimeout_ClosedGracefullyAndLabelled()
     {
-        await using var server = await TestServer.StartAsync(TestServer.Listener("idle", "Echo", ("IdleTimeout", "00:00:01")));
+        var clock = new TestClock();
+        await using var server = await TestServer.StartAsync(clock, TestServer.Listener("idle", "Echo", ("IdleTimeout", "00:00:01")));
         await using var client = await server.ConnectAsync("idle");
         await client.SendAsync("x");
         Assert.Equal("x", Encoding.UTF8.GetString(await client.ReadExactlyAsync(1)));
-        Assert.True(await client.IsClosedGracefullyAsync(TimeSpan.FromSeconds(10)));
+        clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(await client.IsClosedGracefullyAsync());
 
         await server.WaitForQuietAsync();
         var after = await MetricsSnapshot.ScrapeAsync(server);
         Assert.Equal(1, after.Closed("idle", "idle_timeout"));
         Assert.Equal(1, after.ClosedTotal("idle"));
-        Assert.InRange(after.DurationSum("idle"), 1.0, 10.0);
+        // The duration is the server clock's: the one second it was advanced.
+        Assert.Equal(1.0, after.DurationSum("idle"));
     }
 
     [Fact]
@@ -375,6 +378,7 @@ public class MetricsTests
         var listener = server.Runtime.Find("echo")!;
         using var stop = new CancellationTokenSource();
         var problems = new List<string>();
+        long samples = 0;
         var watching = Task.Run(() =>
         {
             long lastReceived = 0, lastSent = 0;
@@ -395,13 +399,18 @@ public class MetricsTests
                 }
 
                 (lastReceived, lastSent) = (received, sent);
+                Interlocked.Increment(ref samples);
             }
         });
 
-        var deadline = DateTime.UtcNow.AddSeconds(2);
+        // A fixed amount of churn, not a stretch of wall-clock time; the watcher must have read
+        // the counters while it went on, or the test has checked nothing.
+        const int Rounds = 50;
         var connections = 0;
-        while (DateTime.UtcNow < deadline && problems.Count == 0)
+        long sampledDuringChurn = 0;
+        for (var round = 0; round < Rounds && problems.Count == 0; round++)
         {
+            var before = Interlocked.Read(ref samples);
             await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
             {
                 await using var client = await server.ConnectAsync("echo");
@@ -410,11 +419,13 @@ public class MetricsTests
                 await client.ReadToEndAsync();
             }));
             connections += 8;
+            sampledDuringChurn += Interlocked.Read(ref samples) - before;
         }
 
         stop.Cancel();
         await watching;
         Assert.Empty(problems);
+        Assert.True(sampledDuringChurn > 0, "the watcher never read the counters while connections churned");
         await server.WaitForQuietAsync();
         Assert.Equal(connections * 10L, listener.BytesReceived);
         Assert.Equal(connections * 10L, listener.BytesSent);

@@ -3,6 +3,7 @@ using KestrelTcp.Connections;
 using KestrelTcp.Handlers;
 using KestrelTcp.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Time.Testing;
 
 namespace KestrelTcp.Tests.Handlers;
 
@@ -11,7 +12,7 @@ public class GreetingHandlerTests
     private static readonly DateTimeOffset Moment = new(2014, 1, 29, 19, 14, 15, TimeSpan.Zero);
 
     private static GreetingHandler Handler(int maxLineLength = 8192, params (string, string?)[] options) =>
-        new(Listeners.Greeting(maxLineLength, options), new FixedTimeProvider(Moment));
+        new(Listeners.Greeting(maxLineLength, options), new FakeTimeProvider(Moment));
 
     private static async Task<string> ConverseAsync(GreetingHandler handler, params byte[][] sends)
     {

@@ -2,6 +2,7 @@ using System.Text;
 using KestrelTcp.Handlers;
 using KestrelTcp.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Time.Testing;
 
 namespace KestrelTcp.Tests.Handlers;
 
@@ -13,7 +14,7 @@ public class TimeHandlerTests
     private static async Task<byte[]> RunAsync(DateTimeOffset now, params (string, string?)[] options)
     {
         var connection = new PipeConnection();
-        await connection.RunAsync(new TimeHandler(Listeners.Time(options), new FixedTimeProvider(now)));
+        await connection.RunAsync(new TimeHandler(Listeners.Time(options), new FakeTimeProvider(now)));
         return await connection.ReadAllAsync();
     }
 
@@ -27,6 +28,17 @@ public class TimeHandlerTests
     public async Task OnConnectedAsync_TextFormats_WritesTimeAndCloses(string? format, string expected)
     {
         Assert.Equal(expected, Encoding.ASCII.GetString(await RunAsync(Moment, ("Format", format))));
+    }
+
+    [Fact]
+    public async Task OnConnectedAsync_TimeZoneLocal_TheClocksLocalZone()
+    {
+        // Local is the injected clock's zone, not the machine's: here India, +05:30.
+        var clock = new FakeTimeProvider(Moment);
+        clock.SetLocalTimeZone(TimeZoneInfo.FindSystemTimeZoneById("Asia/Kolkata"));
+        var connection = new PipeConnection();
+        await connection.RunAsync(new TimeHandler(Listeners.Time(("Format", "iso8601"), ("TimeZone", "Local")), clock));
+        Assert.Equal("2014-01-30T00:44:15.123+05:30\r\n", Encoding.ASCII.GetString(await connection.ReadAllAsync()));
     }
 
     [Fact]

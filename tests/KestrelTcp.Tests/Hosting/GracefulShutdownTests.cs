@@ -35,14 +35,15 @@ public class GracefulShutdownTests
         var stopwatch = Stopwatch.StartNew();
         server.Terminate();
 
-        // Readiness turns 503 at once, liveness stays 200, and during Shutdown:Delay everything still works.
+        // Readiness turns 503, liveness stays 200, and during Shutdown:Delay everything still works. The
+        // order of the greeting's lines proves it was still the delay: a line read once the drain had
+        // begun would get "Server shutting down" instead of its reply. (How long the delay lasts, to the
+        // tick, is KestrelTcpLifecycleTests' part, on a clock the test moves.)
         await TestServer.WaitUntilAsync(async () => await server.StatusAsync("/health/ready") == HttpStatusCode.ServiceUnavailable,
-            TimeSpan.FromSeconds(2), "readiness 503 after SIGTERM");
-        Assert.True(stopwatch.Elapsed < Delay, $"readiness turned 503 only after {stopwatch.Elapsed}");
+            because: "readiness 503 after SIGTERM");
         Assert.Equal(HttpStatusCode.OK, await server.StatusAsync("/health/live"));
         await greeting.SendAsync("still here\n");
         Assert.Equal("Hello, still here!\r\n", await greeting.ReadLineAsync());
-        Assert.True(stopwatch.Elapsed < Delay, $"the greeting round trip ended after the delay ({stopwatch.Elapsed}); the test cannot tell");
 
         // Then each open connection is asked to finish.
         Assert.Equal("Server shutting down\r\n", await greeting.ReadLineAsync());
@@ -83,29 +84,28 @@ public class GracefulShutdownTests
         }
 
         // Much of it is still in socket buffers on both sides, unread by the server, when the signal lands.
-        var stopwatch = Stopwatch.StartNew();
         server.Terminate();
 
         var received = await echoed;
         Assert.Equal(sent.Length, received.Length);
         Assert.Equal(sent, received);
         Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(10)));
-        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(5), $"exit took {stopwatch.Elapsed}: the echo connection was not finished but aborted");
+        Assert.Contains("0 connection(s) aborted at the drain timeout", server.Output);
     }
 
     [Fact]
     public async Task Sigterm_IdleServer_ExitsZeroAtOnce()
     {
-        using var server = await ChildServer.StartAsync(("KestrelTcp:Shutdown:DrainTimeout", "00:00:10"));
+        // Exiting well inside a minute's drain timeout is enough to show it did not wait for it; that the
+        // drain does not wait at all is KestrelTcpLifecycleTests' part, on a clock the test moves.
+        using var server = await ChildServer.StartAsync(("KestrelTcp:Shutdown:DrainTimeout", "00:01:00"));
         await using (var time = await server.ConnectAsync("time"))
         {
             Assert.EndsWith("\r\n", await time.ReadToEndTextAsync());
         }
 
-        var stopwatch = Stopwatch.StartNew();
         server.Terminate();
-        Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(10)));
-        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(3), $"an idle server took {stopwatch.Elapsed} to stop");
+        Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(20)));
         Assert.Contains("0 connection(s) aborted at the drain timeout", server.Output);
     }
 

@@ -43,21 +43,29 @@ public class HealthEndpointTests
     [Fact]
     public async Task Ready_ShutdownBegun_503WhileLiveStays200()
     {
-        await using var server = await TestServer.StartAsync(
+        // On a TestClock the Shutdown:Delay lasts until the test moves the clock: every check below is inside it.
+        var clock = new TestClock();
+        await using var server = await TestServer.StartAsync(clock,
             new Dictionary<string, string?> { ["KestrelTcp:Shutdown:Delay"] = "00:00:05" },
             TestServer.Listener("echo", "Echo"));
-        var lifetime = server.Services.GetService(typeof(Microsoft.Extensions.Hosting.IHostApplicationLifetime)) as Microsoft.Extensions.Hosting.IHostApplicationLifetime;
-        var stopping = Task.Run(() => lifetime!.StopApplication());
-        await TestServer.WaitUntilAsync(async () => (await server.Http.GetAsync("/health/ready")).StatusCode == HttpStatusCode.ServiceUnavailable, because: "readiness to turn 503");
+        var delaying = clock.WhenArmed(TimeSpan.FromSeconds(5));
+        var stopped = server.RequestStop();
+        await delaying;
+
+        var ready = await server.Http.GetAsync("/health/ready");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.Equal("Unhealthy", await ready.Content.ReadAsStringAsync());
         Assert.Equal(HttpStatusCode.OK, (await server.Http.GetAsync("/health/live")).StatusCode);
         var health = await server.JsonAsync("/health");
         Assert.Equal("Unhealthy", health.GetProperty("status").GetString());
         Assert.Equal("ShuttingDown", health.GetProperty("state").GetString());
+        Assert.Equal("Listening", health.GetProperty("listeners")[0].GetProperty("state").GetString());
 
         // During Shutdown:Delay existing listeners still serve.
         await using var client = await server.ConnectAsync("echo");
         await client.SendAsync("still serving");
         Assert.Equal("still serving"u8.ToArray(), await client.ReadExactlyAsync(13));
-        await stopping;
+        await server.RunClockUntilAsync(stopped);
+        Assert.Empty(await client.ReadToEndAsync());
     }
 }

@@ -16,7 +16,7 @@ public sealed class CapturingLoggerProvider : ILoggerProvider
     {
     }
 
-    public sealed record LogEntry(DateTimeOffset At, string Category, LogLevel Level, EventId EventId, string Message, IReadOnlyList<KeyValuePair<string, object?>> State)
+    public sealed record LogEntry(string Category, LogLevel Level, EventId EventId, string Message, IReadOnlyList<KeyValuePair<string, object?>> State)
     {
         public object? this[string name] => State.FirstOrDefault(p => p.Key == name).Value;
     }
@@ -30,7 +30,7 @@ public sealed class CapturingLoggerProvider : ILoggerProvider
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
-            entries.Enqueue(new LogEntry(DateTimeOffset.UtcNow, category, logLevel, eventId, formatter(state, exception), [.. SerilogProperties.Of(state)]));
+            entries.Enqueue(new LogEntry(category, logLevel, eventId, formatter(state, exception), [.. SerilogProperties.Of(state)]));
         }
     }
 }

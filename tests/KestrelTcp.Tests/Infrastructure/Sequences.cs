@@ -50,10 +50,3 @@ public static class Sequences
         }
     }
 }
-
-public sealed class FixedTimeProvider(DateTimeOffset now) : TimeProvider
-{
-    public DateTimeOffset Now { get; set; } = now;
-
-    public override DateTimeOffset GetUtcNow() => Now;
-}

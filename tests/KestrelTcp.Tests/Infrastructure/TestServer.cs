@@ -1,11 +1,13 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using KestrelTcp.Connections;
 using KestrelTcp.Hosting;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace KestrelTcp.Tests.Infrastructure;
 
@@ -21,6 +23,7 @@ public sealed class TestServer : IAsyncDisposable
     {
         _factory = factory;
         Runtime = factory.Services.GetRequiredService<KestrelTcpRuntime>();
+        Clock = factory.Services.GetRequiredService<TimeProvider>() as TestClock;
         Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Runtime.HttpPort}"), Timeout = TimeSpan.FromSeconds(10) };
     }
 
@@ -29,6 +32,9 @@ public sealed class TestServer : IAsyncDisposable
     public HttpClient Http { get; }
 
     public IServiceProvider Services => _factory.Services;
+
+    /// <summary>The server's clock when the test gave it a <see cref="TestClock"/>; otherwise null (the system clock).</summary>
+    public TestClock? Clock { get; }
 
     public static Dictionary<string, string?> Listener(string name, string handler, params (string Key, string? Value)[] settings)
     {
@@ -53,6 +59,10 @@ public sealed class TestServer : IAsyncDisposable
     public static Dictionary<string, string?> VerboseLogs => new() { ["Serilog:MinimumLevel"] = "Verbose" };
 
     public static Task<TestServer> StartAsync(params Dictionary<string, string?>[] settings) => StartAsync(settings, null);
+
+    /// <summary>Starts the server on <paramref name="clock"/>: every wait and every time it reads moves only when the test advances it.</summary>
+    public static Task<TestServer> StartAsync(TestClock clock, params Dictionary<string, string?>[] settings) =>
+        StartAsync(settings, services => services.AddSingleton<TimeProvider>(clock));
 
     public static Task<TestServer> StartAsync(IEnumerable<Dictionary<string, string?>> settings, Action<IServiceCollection>? services)
     {
@@ -119,6 +129,49 @@ public sealed class TestServer : IAsyncDisposable
         }
     }
 
+    /// <summary>The open connections of <paramref name="listener"/> once there are <paramref name="count"/> of them (accepted and tracked).</summary>
+    internal async Task<TrackedConnection[]> OpenConnectionsAsync(string listener, int count = 1)
+    {
+        var runtime = Runtime.Find(listener) ?? throw new InvalidOperationException($"No listener {listener}");
+        await WaitUntilAsync(() => Task.FromResult(runtime.OpenCount == count), because: $"{count} open connection(s) on {listener}");
+        return [.. runtime.OpenConnections];
+    }
+
+    /// <summary>
+    /// Stops the server as SIGTERM does (<see cref="IHostApplicationLifetime.StopApplication"/>, which
+    /// the host's run loop answers with its stop); the task completes when the host has stopped.
+    /// </summary>
+    public Task RequestStop()
+    {
+        var lifetime = Services.GetRequiredService<IHostApplicationLifetime>();
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lifetime.ApplicationStopped.Register(() => stopped.TrySetResult());
+        lifetime.StopApplication();
+        return stopped.Task;
+    }
+
+    /// <summary>
+    /// Lets the server's <see cref="TestClock"/> run, one drain poll at a time, until <paramref name="done"/>
+    /// completes: for the part of a test (or its teardown) that is not about when things happen.
+    /// </summary>
+    public async Task RunClockUntilAsync(Task done, TimeSpan? timeout = null)
+    {
+        var clock = Clock ?? throw new InvalidOperationException("The server runs on the system clock.");
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        while (!done.IsCompleted)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Not done after the clock ran {clock.Elapsed}");
+            }
+
+            clock.Advance(KestrelTcpLifecycle.PollInterval);
+            await Task.WhenAny(done, Task.Delay(1));
+        }
+
+        await done;
+    }
+
     /// <summary>Waits until every listener's open set is empty (all closes recorded) and every place under the limits given back.</summary>
     public Task WaitForQuietAsync() =>
         WaitUntilAsync(() => Task.FromResult(Runtime.Listeners.All(l => l.OpenCount == 0 && l.ActiveConnections == 0 && l.Limiter.Open == 0)), because: "connections to close");
@@ -126,6 +179,13 @@ public sealed class TestServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();
-        await _factory.DisposeAsync();
+        var disposing = _factory.DisposeAsync().AsTask();
+        if (Clock is not null)
+        {
+            // The drain polls on the server's clock: at teardown, time passes for it.
+            await RunClockUntilAsync(disposing);
+        }
+
+        await disposing;
     }
 }
