@@ -2,6 +2,7 @@
 # Live-heap or GC-pause snapshot of a running KestrelTcp (or any .NET process) over EventPipe.
 #   bench/heapstat.sh PID heap [TOP]        live managed heap by type (induces one GC)
 #   bench/heapstat.sh PID pauses [SECONDS]  each GC's pause, and thread-pool adjustments
+#   bench/heapstat.sh PID allocs [SECONDS] [TOP]  what it allocates meanwhile, by type (sampled every ~100 KB)
 # Needs the dotnet-trace global tool (`dotnet tool install -g dotnet-trace`), whose folder has the
 # TraceEvent DLLs this builds against. docs/benchmarks.md used it for the held-connection heap table.
 set -euo pipefail

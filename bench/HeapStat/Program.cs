@@ -7,6 +7,7 @@ using Microsoft.Diagnostics.Tracing.Parsers.Clr;
 
 // KestrelTcp.HeapStat PID heap [TOP]      live managed heap of PID by type (one induced GC with a heap dump)
 // KestrelTcp.HeapStat PID pauses SECONDS  every GC of PID for SECONDS: generation, reason, pause; thread-pool adjustments
+// KestrelTcp.HeapStat PID allocs SECONDS [TOP]  what PID allocates for SECONDS, by type (the runtime's allocation ticks: one per ~100 KB)
 if (args.Length < 2)
 {
     Console.Error.WriteLine("usage: KestrelTcp.HeapStat PID heap [TOP] | KestrelTcp.HeapStat PID pauses SECONDS");
@@ -19,6 +20,7 @@ return args[1] switch
 {
     "heap" => Heap(client, args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 40),
     "pauses" => Pauses(client, args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 30),
+    "allocs" => Allocs(client, args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10, args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 30),
     _ => 2,
 };
 
@@ -72,6 +74,29 @@ static int Heap(DiagnosticsClient client, int top)
     foreach (var (id, sum) in sizes.OrderByDescending(kv => kv.Value.Bytes).Take(top))
     {
         Console.WriteLine($"{sum.Bytes,12} {sum.Count,8} {(types.TryGetValue(id, out var name) ? name : id.ToString(CultureInfo.InvariantCulture))}");
+    }
+
+    return 0;
+}
+
+static int Allocs(DiagnosticsClient client, int seconds, int top)
+{
+    using var session = client.StartEventPipeSession(
+        [new EventPipeProvider("Microsoft-Windows-DotNETRuntime", EventLevel.Verbose, (long)ClrTraceEventParser.Keywords.GC)], requestRundown: false);
+    using var source = new EventPipeEventSource(session.EventStream);
+    var sums = new Dictionary<string, (long Ticks, long Bytes)>();
+    source.Clr.GCAllocationTick += e =>
+    {
+        sums.TryGetValue(e.TypeName ?? "?", out var sum);
+        sums[e.TypeName ?? "?"] = (sum.Ticks + 1, sum.Bytes + e.AllocationAmount64);
+    };
+    _ = Task.Delay(TimeSpan.FromSeconds(seconds)).ContinueWith(_ => session.Stop(), TaskScheduler.Default);
+    source.Process();
+
+    Console.WriteLine($"allocated (sampled): {sums.Values.Sum(s => s.Bytes)} bytes in {sums.Values.Sum(s => s.Ticks)} ticks");
+    foreach (var (type, sum) in sums.OrderByDescending(kv => kv.Value.Bytes).Take(top))
+    {
+        Console.WriteLine($"{sum.Bytes,12} {sum.Ticks,6} {type}");
     }
 
     return 0;

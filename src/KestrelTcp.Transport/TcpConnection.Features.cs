@@ -140,9 +140,25 @@ internal sealed partial class TcpConnection : IFeatureCollection,
         return false;
     }
 
-    private bool IsSetElsewhere(Type type) =>
-        _slot0.Type == type || _slot1.Type == type || _slot2.Type == type || _slot3.Type == type || _slot4.Type == type
-        || (_others is { } others && Array.Exists(others, e => e.Key == type));
+    // A loop, not a lambda: a lambda capturing the type would be a closure allocated on every Set,
+    // several per connection, which 10,000 connections opened at once leave to the GC.
+    private bool IsSetElsewhere(Type type)
+    {
+        if (_slot0.Type == type || _slot1.Type == type || _slot2.Type == type || _slot3.Type == type || _slot4.Type == type)
+        {
+            return true;
+        }
+
+        foreach (var entry in _others ?? [])
+        {
+            if (entry.Key == type)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     IEnumerator<KeyValuePair<Type, object>> IEnumerable<KeyValuePair<Type, object>>.GetEnumerator()
     {
