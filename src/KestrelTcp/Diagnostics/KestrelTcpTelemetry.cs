@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
@@ -32,6 +33,16 @@ internal static class KestrelTcpTelemetry
                     options.ScrapeResponseCacheDurationMilliseconds = 0;
                     options.ScopeInfoEnabled = false;
                 }));
+
+        // OpenTelemetry listens to meters by name, process-wide. Two hosts in one process (tests, an
+        // application hosting two servers) would each export the other's KestrelTcp and Kestrel
+        // series as well; only the meters made by this host's IMeterFactory are this host's.
+        services.ConfigureOpenTelemetryMeterProvider((provider, metrics) =>
+        {
+            var factory = provider.GetRequiredService<IMeterFactory>();
+            metrics.AddView(instrument =>
+                instrument.Meter.Scope is { } scope && !ReferenceEquals(scope, factory) ? MetricStreamConfiguration.Drop : null);
+        });
         return services;
     }
 
