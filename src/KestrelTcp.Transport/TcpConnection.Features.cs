@@ -9,7 +9,7 @@ namespace KestrelTcp.Transport;
 /// <summary>
 /// The connection's feature collection: this object answers the transport's own features, and keeps
 /// what others set (Kestrel's heartbeat, completion, close request and metrics context, the
-/// application's features) in five fields (Kestrel sets four features, the tracking one) before it needs a list, so that a held connection pays
+/// application's features) in six fields (Kestrel sets four features, five when its metrics are listened to, the tracking one) before it needs a list, so that a held connection pays
 /// for no dictionary.
 /// </summary>
 internal sealed partial class TcpConnection : IFeatureCollection,
@@ -29,6 +29,7 @@ internal sealed partial class TcpConnection : IFeatureCollection,
     private Slot _slot2;
     private Slot _slot3;
     private Slot _slot4;
+    private Slot _slot5;
     private KeyValuePair<Type, object>[]? _others;
 
     /// <summary>Kestrel's HTTP and TLS layers rent from this; see <see cref="SharedMemoryPool"/>.</summary>
@@ -75,6 +76,11 @@ internal sealed partial class TcpConnection : IFeatureCollection,
             return _slot4.Value;
         }
 
+        if (_slot5.Type == type)
+        {
+            return _slot5.Value;
+        }
+
         if (_others is { } others)
         {
             foreach (var entry in others)
@@ -93,7 +99,8 @@ internal sealed partial class TcpConnection : IFeatureCollection,
     {
         _revision++;
         if (TrySet(ref _slot0, type, value) || TrySet(ref _slot1, type, value) || TrySet(ref _slot2, type, value) || TrySet(ref _slot3, type, value)
-            || TrySet(ref _slot4, type, value))
+            || TrySet(ref _slot4, type, value)
+            || TrySet(ref _slot5, type, value))
         {
             return;
         }
@@ -144,7 +151,7 @@ internal sealed partial class TcpConnection : IFeatureCollection,
     // several per connection, which 10,000 connections opened at once leave to the GC.
     private bool IsSetElsewhere(Type type)
     {
-        if (_slot0.Type == type || _slot1.Type == type || _slot2.Type == type || _slot3.Type == type || _slot4.Type == type)
+        if (_slot0.Type == type || _slot1.Type == type || _slot2.Type == type || _slot3.Type == type || _slot4.Type == type || _slot5.Type == type)
         {
             return true;
         }
@@ -162,7 +169,7 @@ internal sealed partial class TcpConnection : IFeatureCollection,
 
     IEnumerator<KeyValuePair<Type, object>> IEnumerable<KeyValuePair<Type, object>>.GetEnumerator()
     {
-        foreach (var slot in (Slot[])[_slot0, _slot1, _slot2, _slot3, _slot4])
+        foreach (var slot in (Slot[])[_slot0, _slot1, _slot2, _slot3, _slot4, _slot5])
         {
             if (slot.Type is not null)
             {

@@ -17,6 +17,13 @@ internal static class KestrelTcpTelemetry
     /// <summary>Kestrel's meter: connections, TLS handshakes, queued connections of the management port and the listeners.</summary>
     public const string KestrelMeter = "Microsoft.AspNetCore.Server.Kestrel";
 
+    /// <summary>
+    /// The series each kept instrument may have: 500 (OpenTelemetry's default is 2,000, each point
+    /// preallocated). KestrelTcp's largest family has a series per listener and reason, 7 reasons:
+    /// room for 70 listeners.
+    /// </summary>
+    private static readonly MetricStreamConfiguration Kept = new() { CardinalityLimit = 500 };
+
     /// <summary>The standard OpenTelemetry variable that turns the OTLP push on.</summary>
     public const string OtlpEndpointVariable = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
@@ -41,7 +48,7 @@ internal static class KestrelTcpTelemetry
         {
             var factory = provider.GetRequiredService<IMeterFactory>();
             metrics.AddView(instrument =>
-                instrument.Meter.Scope is { } scope && !ReferenceEquals(scope, factory) ? MetricStreamConfiguration.Drop : null);
+                instrument.Meter.Scope is { } scope && !ReferenceEquals(scope, factory) ? MetricStreamConfiguration.Drop : Kept);
         });
         return services;
     }
