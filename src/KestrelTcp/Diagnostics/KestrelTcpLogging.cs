@@ -49,8 +49,6 @@ internal static class KestrelTcpLogging
             .MinimumLevel.Information()
             // Kestrel's "Now listening on: http://…" names raw TCP ports as HTTP; our own start-up events replace it.
             .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
-            // The management port's requests: Serilog's request logging decides their level (probes at Debug).
-            .MinimumLevel.Override("Serilog.AspNetCore.RequestLoggingMiddleware", LogEventLevel.Information)
             // The health check service logs every Unhealthy result at Error: readiness 503 while starting and
             // draining is expected, and with probes every few seconds it would fill the log with false errors.
             .MinimumLevel.Override("Microsoft.Extensions.Diagnostics.HealthChecks", LogEventLevel.Fatal)

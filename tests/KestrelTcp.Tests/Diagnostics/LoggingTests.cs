@@ -137,6 +137,26 @@ public class LoggingTests
         Assert.Equal("Echo", started["Handler"]);
     }
 
+    [Fact]
+    public async Task ManagementRequests_LoggedBySerilog_ProbesAtDebugOthersAtInformation()
+    {
+        var logs = new LogCapture();
+        await using var server = await TestServer.StartAsync([TestServer.Listener("echo", "Echo"), TestServer.VerboseLogs], s => s.AddSingleton<ILoggerProvider>(logs));
+        await server.Http.GetAsync("/health/ready");
+        await server.Http.GetAsync("/metrics");
+        await server.Http.GetAsync("/connections");
+
+        await TestServer.WaitUntilAsync(() => Task.FromResult(logs.Events.Count(e => e.Category == RequestLogging) >= 3), because: "three request events");
+        var requests = logs.Events.Where(e => e.Category == RequestLogging).ToDictionary(e => (string)e["RequestPath"]!);
+        Assert.Equal(LogLevel.Debug, requests["/health/ready"].Level);
+        Assert.Equal(LogLevel.Debug, requests["/metrics"].Level);
+        Assert.Equal(LogLevel.Information, requests["/connections"].Level);
+        Assert.Equal(200, requests["/connections"]["StatusCode"]);
+        Assert.Equal("GET", requests["/connections"]["RequestMethod"]);
+    }
+
+    private const string RequestLogging = "Serilog.AspNetCore.RequestLoggingMiddleware";
+
     // The close event is written after the counters are updated: wait for it rather than for quiet.
     private static async Task<CapturedLog> SingleAsync(LogCapture logs, string name)
     {
