@@ -1,5 +1,6 @@
 // Longer than this repository's 300 lines on purpose: one state machine (writes, the send queue, the one send routine, flush waits and cancels, completion and the FIN) whose state
 // lives under one lock; split across files, each part would have to reach into the others' fields.
+using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Threading.Tasks.Sources;
@@ -159,29 +160,12 @@ internal sealed class TcpOutput(TcpConnection connection) : PipeWriter
             return new ValueTask<FlushResult>(Closed);
         }
 
-        // The socket is full: the rest waits in our blocks, so the caller's memory is free on return.
-        var rest = span[Math.Max(sent, 0)..];
-        var first = connection.Blocks.Rent(rest.Length);
-        var block = first;
-        while (true)
-        {
-            var part = Math.Min(rest.Length, block.Free);
-            rest[..part].CopyTo(block.Array.AsSpan(block.End));
-            block.Grow(part);
-            rest = rest[part..];
-            if (rest.IsEmpty)
-            {
-                break;
-            }
-
-            var next = connection.Blocks.Rent(rest.Length);
-            block.Append(next);
-            block = next;
-        }
-
+        // The socket is full: the rest waits in our pooled blocks, written as any write is (already
+        // counted above), so the caller's memory is free on return.
+        this.Write(span[Math.Max(sent, 0)..]);
         lock (this)
         {
-            Enqueue(first, block);
+            QueueWritten();
         }
 
         return SendAndWait(cancellationToken);
@@ -312,6 +296,12 @@ internal sealed class TcpOutput(TcpConnection connection) : PipeWriter
         }
 
         connection.OnSent(_unflushed);
+        QueueWritten();
+    }
+
+    /// <summary>Under the lock: moves the written blocks to the send queue.</summary>
+    private void QueueWritten()
+    {
         Enqueue(_head!, _tail!);
         _head = _tail = null;
         _unflushed = 0;
