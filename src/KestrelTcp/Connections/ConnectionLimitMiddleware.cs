@@ -44,13 +44,5 @@ internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, Listene
         }
     }
 
-    private void Reject(RejectReason reason)
-    {
-        listener.Stats.OnRejected(reason);
-        var count = listener.RejectionLog.Note();
-        if (count > 0)
-        {
-            Log.ConnectionsRejected(logger, listener.Name, count, reason);
-        }
-    }
+    private void Reject(RejectReason reason) => listener.Refuse(reason, logger);
 }

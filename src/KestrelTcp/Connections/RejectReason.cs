@@ -14,4 +14,16 @@ internal enum RejectReason
 
     /// <summary>The server was draining for shutdown.</summary>
     ShuttingDown,
+
+    /// <summary>The client is not allowed by the listener's <c>Access</c> rules.</summary>
+    AccessDenied,
+
+    /// <summary>Over <c>MaxConnectionRate</c> or <c>MaxConnectionRatePerClient</c>.</summary>
+    RateLimited,
+
+    /// <summary>The PROXY protocol header was missing, malformed, late, or sent by an untrusted peer.</summary>
+    ProxyProtocol,
+
+    /// <summary>The TLS handshake failed or timed out, the client did not speak TLS, or its certificate was refused.</summary>
+    TlsHandshake,
 }

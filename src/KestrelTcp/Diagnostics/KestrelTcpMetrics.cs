@@ -77,6 +77,10 @@ internal sealed class KestrelTcpMetrics
         RejectReason.MaxConnections => "max_connections",
         RejectReason.MaxConnectionsPerClient => "max_connections_per_client",
         RejectReason.ShuttingDown => "shutting_down",
+        RejectReason.AccessDenied => "access_denied",
+        RejectReason.RateLimited => "rate_limited",
+        RejectReason.ProxyProtocol => "proxy_protocol",
+        RejectReason.TlsHandshake => "tls_handshake",
         _ => "none",
     };
 

@@ -19,7 +19,7 @@ internal static partial class Log
         double durationMs, long bytesReceived, long bytesSent, CloseReason reason);
 
     [LoggerMessage(EventId = 4, EventName = "ConnectionsRejected", Level = LogLevel.Warning,
-        Message = "Listener {Listener} refused {Count} connection(s) in the last second or more; latest reason {RejectReason}")]
+        Message = "Listener {Listener} refused {Count} connection(s) ({RejectReason}) in the last second or more")]
     public static partial void ConnectionsRejected(ILogger logger, string listener, long count, RejectReason rejectReason);
 
     [LoggerMessage(EventId = 5, EventName = "ShutdownStarted", Level = LogLevel.Information,

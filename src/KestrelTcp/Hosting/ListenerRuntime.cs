@@ -25,7 +25,8 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
 
     public ListenerStats Stats { get; } = new();
 
-    public RejectionLog RejectionLog { get; } = new(time);
+    // One log per reason: a flood refused for one reason does not hide the first refusal for another.
+    private readonly RejectionLog[] _rejectionLogs = [.. Enum.GetValues<RejectReason>().Select(_ => new RejectionLog(time))];
 
     public ListenOptions? ListenOptions { get; set; }
 
@@ -59,6 +60,20 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
 
     /// <summary>The endpoint actually bound (with the real port when 0 was asked), as <c>tcp://address:port</c> or <c>unix:path</c>.</summary>
     public string Endpoint => DescribeEndpoint(ListenOptions, Definition);
+
+    /// <summary>
+    /// Counts a connection refused before its handler ran, and logs the refusals of
+    /// <paramref name="reason"/> at most once a second, with how many there were.
+    /// </summary>
+    public void Refuse(RejectReason reason, ILogger logger)
+    {
+        Stats.OnRejected(reason);
+        var count = _rejectionLogs[(int)reason].Note();
+        if (count > 0)
+        {
+            Log.ConnectionsRejected(logger, Name, count, reason);
+        }
+    }
 
     public void OnAccepted(TrackedConnection connection)
     {
