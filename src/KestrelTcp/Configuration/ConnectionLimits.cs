@@ -33,4 +33,13 @@ public sealed record ConnectionLimits
     /// Default 8 KiB, nginx's <c>large_client_header_buffers</c> line size.
     /// </summary>
     public int MaxLineLength { get; init; } = 8192;
+
+    /// <summary>
+    /// New connections accepted per second; 0 (the default) is unlimited. A token bucket holding one
+    /// second's worth: after a quiet second, at most this many are served at once. xinetd's <c>cps</c>.
+    /// </summary>
+    public int MaxConnectionRate { get; init; }
+
+    /// <summary>New connections accepted per second from one client IP address; 0 (the default) is unlimited.</summary>
+    public int MaxConnectionRatePerClient { get; init; }
 }

@@ -124,6 +124,7 @@ internal static class KestrelTcpOptionsReader
         var limits = ReadLimits(section, defaults, problems);
         limits = ReadLimits(section.GetSection("Limits"), limits, problems);
 
+        var access = AccessRules.Read(section.GetSection("Access"), problems);
         var handlerOptions = registration?.ParseOptions(section.GetSection("Options"), problems);
 
         return new ListenerDefinition
@@ -135,6 +136,7 @@ internal static class KestrelTcpOptionsReader
             Port = port,
             UnixSocketPath = unixSocketPath,
             Limits = limits,
+            Access = access,
             HandlerOptions = handlerOptions,
         };
     }
@@ -147,6 +149,8 @@ internal static class KestrelTcpOptionsReader
             MaxConnectionsPerClient = ReadInt(section, "MaxConnectionsPerClient", defaults.MaxConnectionsPerClient, 0, int.MaxValue, problems, "0 for unlimited, or a positive count"),
             IdleTimeout = ReadTimeSpan(section, "IdleTimeout", defaults.IdleTimeout, problems),
             MaxLineLength = ReadInt(section, "MaxLineLength", defaults.MaxLineLength, 1, 1024 * 1024, problems, "1-1048576 bytes"),
+            MaxConnectionRate = ReadInt(section, "MaxConnectionRate", defaults.MaxConnectionRate, 0, int.MaxValue, problems, "0 for unlimited, or connections per second"),
+            MaxConnectionRatePerClient = ReadInt(section, "MaxConnectionRatePerClient", defaults.MaxConnectionRatePerClient, 0, int.MaxValue, problems, "0 for unlimited, or connections per second"),
         };
         return limits == defaults ? defaults : limits;
     }

@@ -24,6 +24,9 @@ public sealed class ListenerDefinition
     /// <summary>The global limits with this listener's overrides applied.</summary>
     public ConnectionLimits Limits { get; init; } = ConnectionLimits.Default;
 
+    /// <summary>Which clients the listener serves (<c>Access</c>); <see cref="AccessRules.None"/> serves every client.</summary>
+    public AccessRules Access { get; init; } = AccessRules.None;
+
     /// <summary>The handler's options as parsed and validated at start-up (null for handlers without options).</summary>
     public object? HandlerOptions { get; init; }
 

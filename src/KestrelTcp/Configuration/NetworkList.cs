@@ -89,14 +89,29 @@ public sealed class NetworkList
     }
 
     /// <summary>
-    /// An address (a block of one) or a CIDR block. A block with bits set beyond its prefix
-    /// (<c>10.1.2.3/8</c>) is refused, as <see cref="IPNetwork.TryParse(string, out IPNetwork)"/> refuses it:
-    /// it is almost always a typo for something else. An IPv4-mapped entry is taken as its IPv4 address.
+    /// An address (a block of one) or a CIDR block, parsed by <see cref="IPNetwork.TryParse(string, out IPNetwork)"/>
+    /// (which takes <c>10.1.2.3/8</c> as <c>10.0.0.0/8</c>, as iptables does). IPv4 is written in full,
+    /// four numbers: the legacy short forms <see cref="IPAddress"/> also reads (<c>10.0.0</c> is
+    /// 10.0.0.0, <c>10</c> is 0.0.0.10) are refused as the typos they almost always are. An IPv4-mapped
+    /// entry is taken as its IPv4 address.
     /// </summary>
     public static bool TryParse(string text, out IPNetwork network)
     {
         var trimmed = text.StartsWith('[') && text.EndsWith(']') ? text[1..^1] : text;
-        if (!trimmed.Contains('/') && IPAddress.TryParse(trimmed, out var address))
+        var address = trimmed.AsSpan()[..(trimmed.IndexOf('/') is var slash and >= 0 ? slash : trimmed.Length)];
+        if (!address.Contains(':') && address.Count('.') != 3)
+        {
+            network = default;
+            return false;
+        }
+
+        return trimmed.Contains('/') ? IPNetwork.TryParse(trimmed, out network) : TryParseAddress(trimmed, out network);
+    }
+
+    private static bool TryParseAddress(string text, out IPNetwork network)
+    {
+        network = default;
+        if (IPAddress.TryParse(text, out var address))
         {
             if (address.IsIPv4MappedToIPv6)
             {
@@ -113,6 +128,6 @@ public sealed class NetworkList
             return true;
         }
 
-        return IPNetwork.TryParse(trimmed, out network);
+        return false;
     }
 }

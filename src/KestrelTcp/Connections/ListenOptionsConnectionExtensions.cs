@@ -7,6 +7,18 @@ namespace KestrelTcp.Connections;
 /// <summary>The per-connection middleware of a listener, one <c>Use…</c> each; the order is written once, in <see cref="KestrelEndpointSetup"/>.</summary>
 internal static class ListenOptionsConnectionExtensions
 {
+    /// <summary>Refuses clients the listener's <c>Access</c> rules do not permit; adds nothing when it has none.</summary>
+    public static IConnectionBuilder UseAccessRules(this IConnectionBuilder builder, ListenerRuntime listener, ILogger logger) =>
+        listener.Definition.Access.IsEmpty
+            ? builder
+            : builder.Use(next => new AccessRulesMiddleware(next, listener, listener.Definition.Access, logger).OnConnectionAsync);
+
+    /// <summary>Refuses connections over the listener's connection rates; adds nothing when it has none.</summary>
+    public static IConnectionBuilder UseConnectionRates(this IConnectionBuilder builder, ListenerRuntime listener, ILogger logger) =>
+        listener.Rates is not { } rates
+            ? builder
+            : builder.Use(next => new ConnectionRateMiddleware(next, listener, rates, logger).OnConnectionAsync);
+
     /// <summary>Refuses connections over the listener's limits or while it drains; gives the place back when an accepted one ends.</summary>
     public static IConnectionBuilder UseConnectionLimits(this IConnectionBuilder builder, ListenerRuntime listener, ILogger logger) =>
         builder.Use(next => new ConnectionLimitMiddleware(next, listener, logger).OnConnectionAsync);

@@ -34,6 +34,8 @@ internal sealed class KestrelEndpointSetup(KestrelTcpRuntime runtime, KestrelTcp
             {
                 listener.ListenOptions = listen;
                 listen.UseTransferCounting(time)
+                    .UseAccessRules(listener, logger)
+                    .UseConnectionRates(listener, logger)
                     .UseConnectionLimits(listener, logger)
                     .UseConnectionTracking(listener, metrics, logger, time)
                     .Run(listener.Handler.OnConnectedAsync);

@@ -23,6 +23,9 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
 
     public ConnectionLimiter Limiter { get; } = new(definition.Limits);
 
+    /// <summary>The connection-rate buckets, or null when the listener has no rate limit.</summary>
+    public ConnectionRateLimiter? Rates { get; } = ConnectionRateLimiter.Applies(definition.Limits) ? new(definition.Limits, time) : null;
+
     public ListenerStats Stats { get; } = new();
 
     // One log per reason: a flood refused for one reason does not hide the first refusal for another.

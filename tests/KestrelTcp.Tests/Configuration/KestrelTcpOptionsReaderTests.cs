@@ -22,13 +22,13 @@ public class KestrelTcpOptionsReaderTests
     internal static KestrelTcpOptions Read(Dictionary<string, string?> settings) =>
         Services(settings).GetRequiredService<KestrelTcpOptions>();
 
-    private static IReadOnlyList<string> Problems(Dictionary<string, string?> settings)
+    internal static IReadOnlyList<string> Problems(Dictionary<string, string?> settings)
     {
         var ex = Assert.Throws<KestrelTcpConfigurationException>(() => Read(settings));
         return ex.Problems;
     }
 
-    private static Dictionary<string, string?> With(params (string Key, string? Value)[] settings) =>
+    internal static Dictionary<string, string?> With(params (string Key, string? Value)[] settings) =>
         settings.ToDictionary(s => "KestrelTcp:" + s.Key, s => s.Value);
 
     [Fact]
