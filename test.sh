@@ -2,11 +2,15 @@
 # The test command: installs the outside programs the tests drive when they are missing (Debian
 # packages, when root), then runs the whole suite. `dotnet test` alone works where they are present.
 #   promtool (package prometheus): lints the /metrics exposition
+#   haproxy: a real TCP proxy in front of KestrelTcp (send-proxy, send-proxy-v2, check-send-proxy)
+#   openssl: s_client, a real TLS client (SNI, ALPN, client certificates, protocol pinning)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -17,8 +21,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-  # The package's own Prometheus server is not wanted here; only its tools.
-  if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
+  # The packages' own services (a Prometheus server, an HAProxy on port 80) are not wanted here; only
+  # the programs, which the tests start themselves on loopback ports.
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus haproxy >/dev/null 2>&1 || true; fi
+  if command -v service >/dev/null 2>&1; then service haproxy stop >/dev/null 2>&1 || true; fi
 fi
 
 exec dotnet test "$@"
