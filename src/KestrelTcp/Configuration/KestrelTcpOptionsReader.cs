@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using KestrelTcp.ProxyProtocol;
 using Microsoft.Extensions.Options;
 using static KestrelTcp.Configuration.ConfigurationReading;
 
@@ -124,6 +125,7 @@ internal static class KestrelTcpOptionsReader
         var limits = ReadLimits(section, defaults, problems);
         limits = ReadLimits(section.GetSection("Limits"), limits, problems);
 
+        var proxyProtocol = ProxyProtocolOptions.Read(section.GetSection("ProxyProtocol"), problems);
         var access = AccessRules.Read(section.GetSection("Access"), problems);
         var handlerOptions = registration?.ParseOptions(section.GetSection("Options"), problems);
 
@@ -136,6 +138,7 @@ internal static class KestrelTcpOptionsReader
             Port = port,
             UnixSocketPath = unixSocketPath,
             Limits = limits,
+            ProxyProtocol = proxyProtocol,
             Access = access,
             HandlerOptions = handlerOptions,
         };

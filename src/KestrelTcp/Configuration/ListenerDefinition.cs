@@ -1,3 +1,5 @@
+using KestrelTcp.ProxyProtocol;
+
 namespace KestrelTcp.Configuration;
 
 /// <summary>
@@ -23,6 +25,9 @@ public sealed class ListenerDefinition
 
     /// <summary>The global limits with this listener's overrides applied.</summary>
     public ConnectionLimits Limits { get; init; } = ConnectionLimits.Default;
+
+    /// <summary>The PROXY protocol header the listener requires (<c>ProxyProtocol</c>); <see cref="ProxyProtocolOptions.Off"/> by default.</summary>
+    public ProxyProtocolOptions ProxyProtocol { get; init; } = ProxyProtocolOptions.Off;
 
     /// <summary>Which clients the listener serves (<c>Access</c>); <see cref="AccessRules.None"/> serves every client.</summary>
     public AccessRules Access { get; init; } = AccessRules.None;

@@ -1,4 +1,5 @@
 using System.Net;
+using KestrelTcp.ProxyProtocol;
 using KestrelTcp.Transport;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
@@ -39,12 +40,11 @@ internal sealed class TrackedConnection : ICloseReasonFeature, IConnectionLifeti
 
     public IConnectionTransferFeature Transfer { get; }
 
-    /// <summary>The client's endpoint; IPv4 clients of a dual-stack socket shown as IPv4.</summary>
-    public EndPoint? Remote => _context.RemoteEndPoint switch
-    {
-        IPEndPoint { Address.IsIPv4MappedToIPv6: true } ip => new IPEndPoint(ip.Address.MapToIPv4(), ip.Port),
-        var other => other,
-    };
+    /// <summary>The client's endpoint (after a PROXY protocol header, the header's source); IPv4 clients of a dual-stack socket shown as IPv4.</summary>
+    public EndPoint? Remote => Plain(_context.RemoteEndPoint);
+
+    /// <summary>The TCP peer when a PROXY protocol header named the client (the proxy), else null.</summary>
+    public EndPoint? Peer => _context.Features.Get<IProxyProtocolFeature>() is { } proxy ? Plain(proxy.Peer) : null;
 
     /// <summary>When the connection was accepted: a <see cref="TimeProvider"/> timestamp (the wall-clock time is derived when shown).</summary>
     public long StartTimestamp { get; }
@@ -85,6 +85,12 @@ internal sealed class TrackedConnection : ICloseReasonFeature, IConnectionLifeti
         SetCloseReason(reason);
         _context.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
     }
+
+    private static EndPoint? Plain(EndPoint? endpoint) => endpoint switch
+    {
+        IPEndPoint { Address.IsIPv4MappedToIPv6: true } ip => new IPEndPoint(ip.Address.MapToIPv4(), ip.Port),
+        var other => other,
+    };
 
     public void Abort(string reason) => _context.Abort(new ConnectionAbortedException(reason));
 }

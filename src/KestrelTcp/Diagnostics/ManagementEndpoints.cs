@@ -102,6 +102,7 @@ public static class ManagementEndpoints
                 {
                     id = c.Id,
                     remote = c.Remote?.ToString(),
+                    peer = c.Peer?.ToString(),
                     connectedAt = wallNow - time.GetElapsedTime(c.StartTimestamp, now),
                     bytesReceived = c.Transfer.BytesReceived,
                     bytesSent = c.Transfer.BytesSent,

@@ -2,6 +2,7 @@ using System.Net;
 using KestrelTcp.Configuration;
 using KestrelTcp.Connections;
 using KestrelTcp.Diagnostics;
+using KestrelTcp.ProxyProtocol;
 using KestrelTcp.Transport;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -34,6 +35,7 @@ internal sealed class KestrelEndpointSetup(KestrelTcpRuntime runtime, KestrelTcp
             {
                 listener.ListenOptions = listen;
                 listen.UseTransferCounting(time)
+                    .UseProxyProtocol(definition.ProxyProtocol, time, logger, () => listener.Refuse(RejectReason.ProxyProtocol, logger))
                     .UseAccessRules(listener, logger)
                     .UseConnectionRates(listener, logger)
                     .UseConnectionLimits(listener, logger)
