@@ -2,7 +2,7 @@ namespace KestrelTcp.Configuration;
 
 /// <summary>
 /// Everything under the <c>KestrelTcp</c> configuration section: an immutable snapshot, read and
-/// validated once (<see cref="KestrelTcpOptionsReader.Read(IConfiguration, IEnumerable{HandlerRegistration})"/>) while the host is built. Nothing that
+/// validated once (<see cref="KestrelTcpOptionsReader.Read(IConfiguration, IEnumerable{HandlerRegistration}, string)"/>) while the host is built. Nothing that
 /// holds one has to wonder whether it is valid: invalid configuration never becomes one.
 /// </summary>
 internal sealed record KestrelTcpOptions

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using KestrelTcp.ProxyProtocol;
+using KestrelTcp.Tls;
 using Microsoft.Extensions.Options;
 using static KestrelTcp.Configuration.ConfigurationReading;
 
@@ -18,15 +19,18 @@ internal static class KestrelTcpOptionsReader
 
     /// <summary>The validated snapshot.</summary>
     /// <exception cref="KestrelTcpConfigurationException">The configuration has problems; every one is listed.</exception>
-    public static KestrelTcpOptions Read(IConfiguration configuration, IEnumerable<HandlerRegistration> handlers)
+    /// <param name="configuration">The host's configuration.</param>
+    /// <param name="handlers">The registered handlers.</param>
+    /// <param name="contentRoot">The folder relative paths (certificates) are read from: the content root, where <c>appsettings.json</c> is.</param>
+    public static KestrelTcpOptions Read(IConfiguration configuration, IEnumerable<HandlerRegistration> handlers, string contentRoot)
     {
         var problems = new List<string>();
-        var options = Read(configuration, handlers, problems);
+        var options = Read(configuration, handlers, contentRoot, problems);
         problems.AddRange(KestrelTcpOptionsValidator.Validate(options));
         return problems.Count == 0 ? options : throw new KestrelTcpConfigurationException(problems);
     }
 
-    private static KestrelTcpOptions Read(IConfiguration configuration, IEnumerable<HandlerRegistration> handlers, List<string> problems)
+    private static KestrelTcpOptions Read(IConfiguration configuration, IEnumerable<HandlerRegistration> handlers, string contentRoot, List<string> problems)
     {
         // Read in the order of the keys in appsettings.json, so the problems are listed in that order.
         var root = configuration.GetSection(KestrelTcpOptions.SectionName);
@@ -35,6 +39,7 @@ internal static class KestrelTcpOptionsReader
         {
             Port = ReadPort(http, "Port", 8080, problems),
             Address = ReadAddress(http, "Address", problems) ?? "*",
+            Tls = TlsOptions.Read(http.GetSection("Tls"), contentRoot, problems),
         };
         int? backlog = root.GetSection("Backlog").Value is { Length: > 0 } ? ReadInt(root, "Backlog", 512, 1, 65535, problems) : null;
         var transport = root.GetSection("Transport");
@@ -58,7 +63,7 @@ internal static class KestrelTcpOptionsReader
         var listeners = new List<ListenerDefinition>();
         foreach (var section in root.GetSection("Listeners").GetChildren())
         {
-            if (ReadListener(section, limits, registrations, problems) is { } listener)
+            if (ReadListener(section, limits, registrations, contentRoot, problems) is { } listener)
             {
                 listeners.Add(listener);
             }
@@ -80,6 +85,7 @@ internal static class KestrelTcpOptionsReader
         IConfigurationSection section,
         ConnectionLimits defaults,
         Dictionary<string, HandlerRegistration> registrations,
+        string contentRoot,
         List<string> problems)
     {
         if (!ReadBool(section, "Enabled", true, problems))
@@ -127,6 +133,7 @@ internal static class KestrelTcpOptionsReader
 
         var proxyProtocol = ProxyProtocolOptions.Read(section.GetSection("ProxyProtocol"), problems);
         var access = AccessRules.Read(section.GetSection("Access"), problems);
+        var tls = TlsOptions.Read(section.GetSection("Tls"), contentRoot, problems);
         var handlerOptions = registration?.ParseOptions(section.GetSection("Options"), problems);
 
         return new ListenerDefinition
@@ -140,6 +147,7 @@ internal static class KestrelTcpOptionsReader
             Limits = limits,
             ProxyProtocol = proxyProtocol,
             Access = access,
+            Tls = tls,
             HandlerOptions = handlerOptions,
         };
     }

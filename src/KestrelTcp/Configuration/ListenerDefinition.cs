@@ -1,4 +1,5 @@
 using KestrelTcp.ProxyProtocol;
+using KestrelTcp.Tls;
 
 namespace KestrelTcp.Configuration;
 
@@ -31,6 +32,9 @@ public sealed class ListenerDefinition
 
     /// <summary>Which clients the listener serves (<c>Access</c>); <see cref="AccessRules.None"/> serves every client.</summary>
     public AccessRules Access { get; init; } = AccessRules.None;
+
+    /// <summary>TLS in front of the handler (<c>Tls</c>), or null for a plain listener.</summary>
+    public TlsOptions? Tls { get; init; }
 
     /// <summary>The handler's options as parsed and validated at start-up (null for handlers without options).</summary>
     public object? HandlerOptions { get; init; }

@@ -24,7 +24,8 @@ internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, Listene
         if (refused != RejectReason.None)
         {
             Reject(refused);
-            return listener.Handler is IBusyReply busy
+            // On a TLS listener the handshake has not begun: a plain-text reply would be garbage to the client.
+            return listener.Handler is IBusyReply busy && listener.Tls is null
                 ? connection.Transport.Output.WriteAsync(busy.BusyReply).AsTask()
                 : Task.CompletedTask;
         }

@@ -2,9 +2,12 @@ using System.Buffers;
 using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
+using System.Security.Authentication;
 using System.Text;
 using System.Text.Unicode;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace KestrelTcp.Handlers;
 
@@ -12,16 +15,21 @@ namespace KestrelTcp.Handlers;
 /// A message with placeholders such as <c>{RemoteAddress}</c>, parsed once at start-up and written
 /// straight into a connection's output without building strings. <c>{{</c> and <c>}}</c> are
 /// literal braces. <c>{Line}</c> is the received line with invalid UTF-8 and control characters
-/// (other than tab) replaced by U+FFFD, never echoed raw.
+/// (other than tab) replaced by U+FFFD, never echoed raw. <c>{TlsProtocol}</c>, <c>{ServerName}</c> and
+/// <c>{ClientCertificate}</c> come from Kestrel's TLS features and are empty on a connection without TLS.
 /// </summary>
 internal sealed class MessageTemplate
 {
     /// <summary>The placeholders every template may use.</summary>
     public static IReadOnlyList<string> ConnectionPlaceholders { get; } =
-        ["Listener", "ConnectionId", "RemoteAddress", "RemotePort", "LocalAddress", "LocalPort", "MachineName", "Time"];
+        ["Listener", "ConnectionId", "RemoteAddress", "RemotePort", "LocalAddress", "LocalPort", "MachineName", "Time",
+            "TlsProtocol", "ServerName", "ClientCertificate"];
 
     private static readonly SearchValues<byte> PrintableAscii = SearchValues.Create(
         [(byte)'\t', .. Enumerable.Range(0x20, 0x7F - 0x20).Select(b => (byte)b)]);
+
+    private static readonly SearchValues<char> ControlCharacters = SearchValues.Create(
+        [.. Enumerable.Range(0, 0xA0).Select(c => (char)c).Where(c => char.IsControl(c) && c != '\t')]);
 
     private static readonly byte[] MachineName = Encoding.UTF8.GetBytes(Environment.MachineName);
 
@@ -44,6 +52,9 @@ internal sealed class MessageTemplate
         LocalPort,
         MachineName,
         Time,
+        TlsProtocol,
+        ServerName,
+        ClientCertificate,
         Line,
     }
 
@@ -145,6 +156,16 @@ internal sealed class MessageTemplate
                 case Kind.Time:
                     WriteFormattable(output, time.GetUtcNow().UtcDateTime, "yyyy-MM-dd'T'HH:mm:ss'Z'");
                     break;
+                case Kind.TlsProtocol:
+                    WriteTlsProtocol(output, connection.Features.Get<ITlsHandshakeFeature>());
+                    break;
+                case Kind.ServerName:
+                    // The client's to choose (SNI): sanitized like a received line.
+                    WriteSanitized(output, connection.Features.Get<ITlsHandshakeFeature>()?.HostName);
+                    break;
+                case Kind.ClientCertificate:
+                    WriteSanitized(output, connection.Features.Get<ITlsConnectionFeature>()?.ClientCertificate?.Subject);
+                    break;
                 case Kind.Line:
                     WriteSanitized(output, line);
                     break;
@@ -202,6 +223,59 @@ internal sealed class MessageTemplate
         {
             ArrayPool<byte>.Shared.Return(rentedBytes);
         }
+    }
+
+    private static void WriteTlsProtocol(PipeWriter output, ITlsHandshakeFeature? tls)
+    {
+        if (tls is null)
+        {
+            return;
+        }
+
+        switch (tls.Protocol)
+        {
+            case SslProtocols.Tls13:
+                output.Write("Tls13"u8);
+                break;
+            case SslProtocols.Tls12:
+                output.Write("Tls12"u8);
+                break;
+            case SslProtocols.None:
+                break;
+            default:
+                // Only when the OS still negotiates a deprecated version: rare enough to format.
+                Encoding.UTF8.GetBytes(tls.Protocol.ToString(), output);
+                break;
+        }
+    }
+
+    /// <summary>Writes <paramref name="text"/> as UTF-8, control characters (other than tab) replaced by U+FFFD.</summary>
+    private static void WriteSanitized(PipeWriter output, string? text)
+    {
+        if (string.IsNullOrEmpty(text))
+        {
+            return;
+        }
+
+        if (text.AsSpan().IndexOfAny(ControlCharacters) < 0)
+        {
+            Encoding.UTF8.GetBytes(text, output);
+            return;
+        }
+
+        var chars = ArrayPool<char>.Shared.Rent(text.Length);
+        var copy = chars.AsSpan(0, text.Length);
+        text.CopyTo(copy);
+        for (var i = 0; i < copy.Length; i++)
+        {
+            if (char.IsControl(copy[i]) && copy[i] != '\t')
+            {
+                copy[i] = '\uFFFD';
+            }
+        }
+
+        Encoding.UTF8.GetBytes(copy, output);
+        ArrayPool<char>.Shared.Return(chars);
     }
 
     private static void WriteAddress(PipeWriter output, EndPoint? endPoint)

@@ -3,6 +3,7 @@ using KestrelTcp.Configuration;
 using KestrelTcp.Connections;
 using KestrelTcp.Diagnostics;
 using KestrelTcp.ProxyProtocol;
+using KestrelTcp.Tls;
 using KestrelTcp.Transport;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -12,11 +13,13 @@ namespace KestrelTcp.Hosting;
 
 /// <summary>
 /// Binds the HTTP management port and every listener to Kestrel. Each TCP listener's connections
-/// pass, in this order: the transport's byte counts (made for transports that keep none), the
-/// limits (refuse before anything counts), the tracking (count, list, close reason, log), then the
-/// handler; the idle timeout (<see cref="IdleTimeout"/>) and the drain act on the tracked connections.
-/// An edge feature (TLS, the PROXY protocol, access rules, faults) is one more line in that list.
-/// The HTTP port gets none of them.
+/// pass, in this order (CONTRACT §6): the transport's byte counts (made for transports that keep
+/// none), the PROXY protocol header (which then names the client for everything after it), the
+/// access rules, the connection rates, the connection limits (all of them refusing before anything
+/// counts a connection as accepted), the TLS handshake, the tracking (count, list, close reason,
+/// log), then the handler; the idle timeout (<see cref="IdleTimeout"/>) and the drain act on the
+/// tracked connections. Each edge step is added only when the listener configures it, so a plain
+/// listener pays for none of them. The HTTP port gets none of them but its own TLS.
 /// </summary>
 internal sealed class KestrelEndpointSetup(KestrelTcpRuntime runtime, KestrelTcpMetrics metrics, ILoggerFactory loggers, TimeProvider time)
     : IConfigureOptions<KestrelServerOptions>
@@ -24,7 +27,14 @@ internal sealed class KestrelEndpointSetup(KestrelTcpRuntime runtime, KestrelTcp
     public void Configure(KestrelServerOptions options)
     {
         var http = runtime.Options.Http;
-        Listen(options, http.Address, http.Port, null, ownTransport: false, listen => runtime.HttpListenOptions = listen);
+        Listen(options, http.Address, http.Port, null, ownTransport: false, listen =>
+        {
+            runtime.HttpListenOptions = listen;
+            if (runtime.HttpTls is { } tls)
+            {
+                listen.UseKestrelTcpHttpsTls(tls);
+            }
+        });
 
         var logger = loggers.CreateLogger("KestrelTcp.Connections");
         var ownTransport = runtime.Options.Transport.Kind == TransportKind.KestrelTcp;
@@ -38,8 +48,13 @@ internal sealed class KestrelEndpointSetup(KestrelTcpRuntime runtime, KestrelTcp
                     .UseProxyProtocol(definition.ProxyProtocol, time, logger, () => listener.Refuse(RejectReason.ProxyProtocol, logger))
                     .UseAccessRules(listener, logger)
                     .UseConnectionRates(listener, logger)
-                    .UseConnectionLimits(listener, logger)
-                    .UseConnectionTracking(listener, metrics, logger, time)
+                    .UseConnectionLimits(listener, logger);
+                if (listener.Tls is { } tls)
+                {
+                    listen.UseKestrelTcpTls(tls, () => listener.Refuse(RejectReason.TlsHandshake, logger));
+                }
+
+                listen.UseConnectionTracking(listener, metrics, logger, time)
                     .Run(listener.Handler.OnConnectedAsync);
             });
         }

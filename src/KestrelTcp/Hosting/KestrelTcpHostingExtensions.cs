@@ -39,7 +39,8 @@ public static class KestrelTcpHostingExtensions
         // handler is registered): an invalid one throws KestrelTcpConfigurationException out of Build,
         // with every problem, before anything binds.
         services.AddSingleton(sp => KestrelTcpOptionsReader.Read(
-            sp.GetRequiredService<IConfiguration>(), sp.GetServices<HandlerRegistration>()));
+            sp.GetRequiredService<IConfiguration>(), sp.GetServices<HandlerRegistration>(),
+            sp.GetService<IHostEnvironment>()?.ContentRootPath ?? Directory.GetCurrentDirectory()));
 
         services.AddSingleton<KestrelTcpRuntime>();
         services.AddSingleton(sp => new Lazy<KestrelTcpRuntime>(sp.GetRequiredService<KestrelTcpRuntime>));

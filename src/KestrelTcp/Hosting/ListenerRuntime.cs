@@ -2,13 +2,14 @@ using System.Net;
 using KestrelTcp.Configuration;
 using KestrelTcp.Connections;
 using KestrelTcp.Diagnostics;
+using KestrelTcp.Tls;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace KestrelTcp.Hosting;
 
 /// <summary>A configured listener at run time: its handler, its Kestrel endpoint, its open connections and its counters.</summary>
-internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionHandler handler, TimeProvider time)
+internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionHandler handler, TimeProvider time, ILoggerFactory loggers)
 {
     private readonly OpenConnectionSet _open = new();
     private volatile ListenerState _state;
@@ -22,6 +23,9 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
     public ConnectionHandler Handler { get; } = handler;
 
     public ConnectionLimiter Limiter { get; } = new(definition.Limits);
+
+    /// <summary>The listener's certificates, watched for rotation, or null for a plain listener.</summary>
+    public TlsListener? Tls { get; } = definition.Tls is { } tls ? new TlsListener(tls, definition.Name, loggers.CreateLogger("KestrelTcp.Tls"), time) : null;
 
     /// <summary>The connection-rate buckets, or null when the listener has no rate limit.</summary>
     public ConnectionRateLimiter? Rates { get; } = ConnectionRateLimiter.Applies(definition.Limits) ? new(definition.Limits, time) : null;

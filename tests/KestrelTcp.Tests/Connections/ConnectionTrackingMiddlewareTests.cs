@@ -18,7 +18,8 @@ public class ConnectionTrackingMiddlewareTests
     {
         // The drain asks every connection in the open set to finish; one admitted by the limits just
         // before the listener turned to draining, and listed just after, must be asked all the same.
-        var listener = new ListenerRuntime(new ListenerDefinition { Name = "echo", HandlerName = "Echo" }, new EchoHandler(TimeProvider.System), TimeProvider.System)
+        var listener = new ListenerRuntime(new ListenerDefinition { Name = "echo", HandlerName = "Echo" }, new EchoHandler(TimeProvider.System), TimeProvider.System,
+            Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance)
         {
             State = ListenerState.Draining,
         };

@@ -37,7 +37,7 @@ public class ConnectionsEndpointTests
         Assert.False(echo.GetProperty("truncated").GetBoolean());
         Assert.All(echo.GetProperty("closedTotal").EnumerateObject(), p => Assert.Equal(0, p.Value.GetInt64()));
         Assert.Equal(["client", "server", "idle_timeout", "line_too_long", "shutdown", "error"], echo.GetProperty("closedTotal").EnumerateObject().Select(p => p.Name));
-        Assert.Equal(["max_connections", "max_connections_per_client", "shutting_down"], echo.GetProperty("rejectedTotal").EnumerateObject().Select(p => p.Name));
+        Assert.Equal(["max_connections", "max_connections_per_client", "shutting_down", "access_denied", "rate_limited", "proxy_protocol", "tls_handshake"], echo.GetProperty("rejectedTotal").EnumerateObject().Select(p => p.Name));
 
         var listed = echo.GetProperty("connections").EnumerateArray().ToList();
         Assert.Equal(3, listed.Count);
@@ -50,6 +50,7 @@ public class ConnectionsEndpointTests
             Assert.Equal(sent, entry.GetProperty("bytesReceived").GetInt64());
             Assert.Equal(sent, entry.GetProperty("bytesSent").GetInt64());
             Assert.False(string.IsNullOrEmpty(entry.GetProperty("id").GetString()));
+            Assert.Equal(JsonValueKind.Null, entry.GetProperty("peer").ValueKind); // no PROXY header: the peer is the client
             Assert.Equal(clock.Start.AddSeconds(sent), entry.GetProperty("connectedAt").GetDateTimeOffset());
             Assert.Equal(3.5 - sent, entry.GetProperty("idleSeconds").GetDouble());
         }

@@ -140,8 +140,8 @@ public class GreetingHandlerTests
     }
 
     [Theory]
-    [InlineData("Banner", "Hi {Nope}", "KestrelTcp:Listeners:greeting:Options:Banner: unknown placeholder {Nope} (known: {Listener} {ConnectionId} {RemoteAddress} {RemotePort} {LocalAddress} {LocalPort} {MachineName} {Time})")]
-    [InlineData("Banner", "Hi {Line}", "KestrelTcp:Listeners:greeting:Options:Banner: unknown placeholder {Line} (known: {Listener} {ConnectionId} {RemoteAddress} {RemotePort} {LocalAddress} {LocalPort} {MachineName} {Time})")]
+    [InlineData("Banner", "Hi {Nope}", "KestrelTcp:Listeners:greeting:Options:Banner: unknown placeholder {Nope} (known: {Listener} {ConnectionId} {RemoteAddress} {RemotePort} {LocalAddress} {LocalPort} {MachineName} {Time} {TlsProtocol} {ServerName} {ClientCertificate})")]
+    [InlineData("Banner", "Hi {Line}", "KestrelTcp:Listeners:greeting:Options:Banner: unknown placeholder {Line} (known: {Listener} {ConnectionId} {RemoteAddress} {RemotePort} {LocalAddress} {LocalPort} {MachineName} {Time} {TlsProtocol} {ServerName} {ClientCertificate})")]
     [InlineData("Reply", "Hi {Line", "KestrelTcp:Listeners:greeting:Options:Reply: unclosed '{' at position 3 (write '{{' for a literal brace)")]
     [InlineData("Farewell", "bye }", "KestrelTcp:Listeners:greeting:Options:Farewell: unmatched '}' at position 4 (write '}}' for a literal brace)")]
     public void Parse_BadTemplate_ReportsKeyAndProblem(string key, string template, string expected)
