@@ -11,20 +11,29 @@ public static class TransferCountingExtensions
     /// <summary>
     /// Connections whose transport has no <see cref="IConnectionTransferFeature"/> (Kestrel's socket
     /// transport, Unix sockets) get one from a thin wrapper of their pipes that counts what passes;
-    /// KestrelTcp's transport answers it itself and is left as it is. Add it first.
+    /// KestrelTcp's transport answers it itself and is left as it is. Add it first. With
+    /// <paramref name="totals"/>, every connection's bytes are added to them from its first byte on:
+    /// those of a PROXY header or a TLS handshake too, and of connections refused after them.
     /// </summary>
-    public static TBuilder UseTransferCounting<TBuilder>(this TBuilder builder, TimeProvider time)
+    public static TBuilder UseTransferCounting<TBuilder>(this TBuilder builder, TimeProvider time, TransferTotals? totals = null)
         where TBuilder : IConnectionBuilder
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(time);
         builder.Use(next => connection =>
         {
-            if (connection.Features.Get<IConnectionTransferFeature>() is null)
+            var transfer = connection.Features.Get<IConnectionTransferFeature>();
+            if (transfer is null)
             {
                 var counted = new CountingDuplexPipe(connection.Transport, time);
                 connection.Features.Set<IConnectionTransferFeature>(counted);
                 connection.Transport = counted;
+                transfer = counted;
+            }
+
+            if (totals is not null)
+            {
+                transfer.Totals = totals;
             }
 
             return next(connection);

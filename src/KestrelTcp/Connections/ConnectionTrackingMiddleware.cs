@@ -6,8 +6,8 @@ using Microsoft.AspNetCore.Connections;
 namespace KestrelTcp.Connections;
 
 /// <summary>
-/// Sees every accepted connection of a listener: counts it, keeps it in the listener's open set,
-/// has its transport add its bytes to the listener's totals, answers the connection's close request
+/// Sees every accepted connection of a listener: counts it, keeps it in the listener's open set
+/// (its transport adds its bytes to the listener's totals from the first byte: <see cref="TransferCountingExtensions.UseTransferCounting"/>), answers the connection's close request
 /// (<see cref="TrackedConnection"/>), and on the way out decides the close reason (the one owner
 /// of it: a reason recorded earlier by the handler, the idle timeout or the drain wins; otherwise the
 /// client's doing or ours), records it with the duration, and logs one event.
@@ -18,7 +18,6 @@ internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, List
     {
         var transfer = connection.Features.Get<IConnectionTransferFeature>()
             ?? throw new InvalidOperationException($"{nameof(TransferCountingExtensions.UseTransferCounting)} must run before the tracking middleware.");
-        transfer.Totals = listener.Stats.Transfer;
         var tracked = new TrackedConnection(connection, transfer, time.GetTimestamp());
         listener.OnAccepted(tracked);
         if (listener.IsDraining)

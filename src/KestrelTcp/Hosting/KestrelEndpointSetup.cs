@@ -44,7 +44,7 @@ internal sealed class KestrelEndpointSetup(KestrelTcpRuntime runtime, KestrelTcp
             Listen(options, definition.Address, definition.Port ?? 0, definition.UnixSocketPath, ownTransport, listen =>
             {
                 listener.ListenOptions = listen;
-                listen.UseTransferCounting(time)
+                listen.UseTransferCounting(time, listener.Stats.Transfer)
                     .UseProxyProtocol(definition.ProxyProtocol, time, logger, () => listener.Refuse(RejectReason.ProxyProtocol, logger))
                     .UseAccessRules(listener, logger)
                     .UseConnectionRates(listener, logger)
