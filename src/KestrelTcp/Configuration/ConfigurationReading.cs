@@ -74,6 +74,34 @@ internal static class ConfigurationReading
         return value;
     }
 
+    /// <summary>
+    /// Reads one of the names of <paramref name="allowed"/> (all of <typeparamref name="TEnum"/>'s values
+    /// when empty), case-insensitive and never a number (<see cref="Enum.TryParse{TEnum}(string, bool, out TEnum)"/>
+    /// would also take <c>2</c> or <c>A,B</c>); a missing key gives <paramref name="fallback"/>. A problem
+    /// says <c>'{text}' is not {what} (A, B or C)</c>.
+    /// </summary>
+    public static TEnum ReadEnum<TEnum>(IConfigurationSection section, TEnum fallback, string what, ICollection<string> problems, params TEnum[] allowed)
+        where TEnum : struct, Enum
+    {
+        if (section.Value is not { Length: > 0 } text)
+        {
+            return fallback;
+        }
+
+        var names = allowed.Length > 0 ? allowed : Enum.GetValues<TEnum>();
+        foreach (var value in names)
+        {
+            if (string.Equals(text, value.ToString(), StringComparison.OrdinalIgnoreCase))
+            {
+                return value;
+            }
+        }
+
+        var list = names.Select(n => n.ToString()).ToArray();
+        problems.Add($"{section.Path}: '{text}' is not {what} ({string.Join(", ", list[..^1])} or {list[^1]})");
+        return fallback;
+    }
+
     /// <summary>Reads a string; a missing or empty key gives <paramref name="fallback"/>.</summary>
     public static string? ReadString(IConfigurationSection parent, string key, string? fallback = null) =>
         parent.GetSection(key).Value is { Length: > 0 } text ? text : fallback;

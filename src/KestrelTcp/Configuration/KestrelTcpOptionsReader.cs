@@ -169,24 +169,6 @@ internal static class KestrelTcpOptionsReader
     private static TransportKind ReadTransportKind(IConfigurationSection transport, List<string> problems) =>
         ReadEnum(transport.GetSection("Kind"), TransportKind.KestrelTcp, "a transport", problems);
 
-    /// <summary>One of <typeparamref name="TEnum"/>'s names, case-insensitive (never a number); missing gives <paramref name="fallback"/>.</summary>
-    private static TEnum ReadEnum<TEnum>(IConfigurationSection section, TEnum fallback, string what, List<string> problems)
-        where TEnum : struct, Enum
-    {
-        if (section.Value is not { Length: > 0 } text)
-        {
-            return fallback;
-        }
-
-        if (Enum.TryParse<TEnum>(text, ignoreCase: true, out var value) && Enum.IsDefined(value) && !char.IsDigit(text[0]) && text[0] != '-')
-        {
-            return value;
-        }
-
-        problems.Add($"{section.Path}: '{text}' is not {what} ({string.Join(" or ", Enum.GetNames<TEnum>())})");
-        return fallback;
-    }
-
     private static int ReadPort(IConfigurationSection parent, string key, int fallback, List<string> problems)
     {
         var section = parent.GetSection(key);

@@ -11,13 +11,13 @@ internal static class ListenOptionsConnectionExtensions
     public static IConnectionBuilder UseAccessRules(this IConnectionBuilder builder, ListenerRuntime listener, ILogger logger) =>
         listener.Definition.Access.IsEmpty
             ? builder
-            : builder.Use(next => new AccessRulesMiddleware(next, listener, listener.Definition.Access, logger).OnConnectionAsync);
+            : builder.Use(next => new ClientAdmissionMiddleware(next, listener, listener.Definition.Access.Permits, RejectReason.AccessDenied, logger).OnConnectionAsync);
 
     /// <summary>Refuses connections over the listener's connection rates; adds nothing when it has none.</summary>
     public static IConnectionBuilder UseConnectionRates(this IConnectionBuilder builder, ListenerRuntime listener, ILogger logger) =>
         listener.Rates is not { } rates
             ? builder
-            : builder.Use(next => new ConnectionRateMiddleware(next, listener, rates, logger).OnConnectionAsync);
+            : builder.Use(next => new ClientAdmissionMiddleware(next, listener, rates.TryAcquire, RejectReason.RateLimited, logger).OnConnectionAsync);
 
     /// <summary>Refuses connections over the listener's limits or while it drains; gives the place back when an accepted one ends.</summary>
     public static IConnectionBuilder UseConnectionLimits(this IConnectionBuilder builder, ListenerRuntime listener, ILogger logger) =>

@@ -30,8 +30,6 @@ public sealed record ProxyProtocolOptions
     /// </summary>
     public TimeSpan HeaderTimeout { get; init; } = TimeSpan.FromSeconds(3);
 
-    private static readonly ProxyProtocolMode[] Modes = [ProxyProtocolMode.Off, ProxyProtocolMode.V1, ProxyProtocolMode.V2, ProxyProtocolMode.Any];
-
     /// <summary>
     /// Reads a listener's <c>ProxyProtocol</c> <paramref name="section"/>; a missing section is <see cref="Off"/>.
     /// Every problem is added to <paramref name="problems"/> as <c>{full key}: {why}</c>; none stops the reading.
@@ -50,7 +48,7 @@ public sealed record ProxyProtocolOptions
             return Off;
         }
 
-        var mode = ReadMode(section.GetSection(nameof(Mode)), problems);
+        var mode = ConfigurationReading.ReadEnum(section.GetSection(nameof(Mode)), ProxyProtocolMode.Off, "a PROXY protocol mode", problems);
 
         var before = problems.Count;
         var trusted = NetworkList.Read(section, nameof(TrustedProxies), problems);
@@ -69,25 +67,5 @@ public sealed record ProxyProtocolOptions
         return mode == ProxyProtocolMode.Off && trusted.IsEmpty && timeout == Off.HeaderTimeout
             ? Off
             : new ProxyProtocolOptions { Mode = mode, TrustedProxies = trusted, HeaderTimeout = timeout };
-    }
-
-    // Names only, case-insensitive: Enum.TryParse would also take "2" or "V1,V2".
-    private static ProxyProtocolMode ReadMode(IConfigurationSection section, ICollection<string> problems)
-    {
-        if (section.Value is not { Length: > 0 } text)
-        {
-            return ProxyProtocolMode.Off;
-        }
-
-        foreach (var mode in Modes)
-        {
-            if (string.Equals(text, mode.ToString(), StringComparison.OrdinalIgnoreCase))
-            {
-                return mode;
-            }
-        }
-
-        problems.Add($"{section.Path}: '{text}' is not a PROXY protocol mode (Off, V1, V2 or Any)");
-        return ProxyProtocolMode.Off;
     }
 }

@@ -32,7 +32,6 @@ public sealed record TlsOptions
     internal static readonly TimeSpan MaxHandshakeTimeout = TimeSpan.FromMilliseconds(int.MaxValue);
 
     private const string SupportedProtocols = "Tls12 or Tls13";
-    private const string SupportedModes = "NoCertificate, AllowCertificate or RequireCertificate";
 
     /// <summary>The certificate for clients that ask (SNI) for no name, or for a name not in <see cref="Sni"/>. Required.</summary>
     public required CertificateSource Certificate { get; init; }
@@ -112,7 +111,8 @@ public sealed record TlsOptions
 
         // In the order of the keys in the documented section, so that the problems are listed in that order.
         var sslProtocols = ReadSslProtocols(tlsSection.GetSection("SslProtocols"), problems);
-        var clientCertificateMode = ReadClientCertificateMode(tlsSection.GetSection("ClientCertificateMode"), problems);
+        var clientCertificateMode = ReadEnum(tlsSection.GetSection("ClientCertificateMode"), ClientCertificateMode.NoCertificate, "a client certificate mode", problems,
+            ClientCertificateMode.NoCertificate, ClientCertificateMode.AllowCertificate, ClientCertificateMode.RequireCertificate);
         var authority = ReadString(tlsSection, "ClientCertificateAuthority") is { } authorityText ? Path.GetFullPath(authorityText, contentRoot) : null;
         if (authority is not null)
         {
@@ -243,25 +243,6 @@ public sealed record TlsOptions
         }
 
         return protocols;
-    }
-
-    private static ClientCertificateMode ReadClientCertificateMode(IConfigurationSection section, ICollection<string> problems)
-    {
-        if (section.Value is not { Length: > 0 } text)
-        {
-            return ClientCertificateMode.NoCertificate;
-        }
-
-        foreach (var mode in (ReadOnlySpan<ClientCertificateMode>)[ClientCertificateMode.NoCertificate, ClientCertificateMode.AllowCertificate, ClientCertificateMode.RequireCertificate])
-        {
-            if (string.Equals(text, mode.ToString(), StringComparison.OrdinalIgnoreCase))
-            {
-                return mode;
-            }
-        }
-
-        problems.Add($"{section.Path}: '{text}' is not a client certificate mode ({SupportedModes})");
-        return ClientCertificateMode.NoCertificate;
     }
 
     private static List<string> ReadApplicationProtocols(IConfigurationSection section, ICollection<string> problems)
