@@ -19,7 +19,7 @@ public static class KestrelTcpHostingExtensions
     /// <summary>
     /// Adds KestrelTcp: listeners from <c>KestrelTcp:Listeners</c> bound to their handlers, the HTTP
     /// management port, validation at start-up, health checks, metrics and Serilog logging. The
-    /// built-in handlers Echo, Time and Greeting are registered; add more on the returned builder.
+    /// built-in handlers (Echo, Time, Greeting, Discard, Chargen, Qotd, Info) are registered; add more on the returned builder.
     /// </summary>
     public static KestrelTcpBuilder AddKestrelTcp(this WebApplicationBuilder builder)
     {
@@ -98,7 +98,11 @@ public static class KestrelTcpHostingExtensions
         return new KestrelTcpBuilder(services)
             .AddHandler<EchoHandler>("Echo")
             .AddHandler<TimeHandler, TimeHandlerOptions>("Time")
-            .AddHandler<GreetingHandler, GreetingOptions>("Greeting");
+            .AddHandler<GreetingHandler, GreetingOptions>("Greeting")
+            .AddHandler<DiscardHandler>("Discard")
+            .AddHandler<ChargenHandler, ChargenOptions>("Chargen")
+            .AddHandler<QotdHandler, QotdOptions>("Qotd")
+            .AddHandler<InfoHandler>("Info");
     }
 
     /// <summary>Registers one more handler on an application that already called <c>AddKestrelTcp()</c>.</summary>

@@ -93,7 +93,7 @@ public class KestrelTcpOptionsReaderTests
         [
             "KestrelTcp:Listeners:d:UnixSocketPath: a listener has either a Port or a UnixSocketPath, not both",
             "KestrelTcp:Listeners:e:Port: missing (give a Port, or a UnixSocketPath)",
-            "KestrelTcp:Listeners:f:Handler: missing (known handlers: Echo, Greeting, Time)",
+            "KestrelTcp:Listeners:f:Handler: missing (known handlers: Chargen, Discard, Echo, Greeting, Info, Qotd, Time)",
             "KestrelTcp:Listeners:g:Address: 'not-an-ip' is not an IP address (use *, localhost, or an IPv4/IPv6 address)",
             "KestrelTcp:Listeners:h:Address: 'localhost' cannot be bound with port 0; use 127.0.0.1 or ::1",
             "KestrelTcp:Listeners:i:Enabled: 'maybe' is not true or false",
