@@ -42,4 +42,12 @@ public sealed record ConnectionLimits
 
     /// <summary>New connections accepted per second from one client IP address; 0 (the default) is unlimited.</summary>
     public int MaxConnectionRatePerClient { get; init; }
+
+    /// <summary>
+    /// Over <see cref="MaxConnections"/>, hold a new connection (nothing read, nothing written) until an
+    /// open one closes, instead of refusing it: what a classic one-client-at-a-time server does with its
+    /// listen backlog. Default false: refuse at once, which tells a load balancer to go elsewhere. At most
+    /// <see cref="Connections.ConnectionLimiter.MaxWaiting"/> wait per listener; the drain refuses them.
+    /// </summary>
+    public bool QueueWhenFull { get; init; }
 }

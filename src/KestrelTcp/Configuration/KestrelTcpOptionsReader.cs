@@ -162,6 +162,7 @@ internal static class KestrelTcpOptionsReader
             MaxLineLength = ReadInt(section, "MaxLineLength", defaults.MaxLineLength, 1, 1024 * 1024, problems, "1-1048576 bytes"),
             MaxConnectionRate = ReadInt(section, "MaxConnectionRate", defaults.MaxConnectionRate, 0, int.MaxValue, problems, "0 for unlimited, or connections per second"),
             MaxConnectionRatePerClient = ReadInt(section, "MaxConnectionRatePerClient", defaults.MaxConnectionRatePerClient, 0, int.MaxValue, problems, "0 for unlimited, or connections per second"),
+            QueueWhenFull = ReadBool(section, "QueueWhenFull", defaults.QueueWhenFull, problems),
         };
         return limits == defaults ? defaults : limits;
     }

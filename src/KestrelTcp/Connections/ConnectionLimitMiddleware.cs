@@ -21,6 +21,11 @@ internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, Listene
         }
 
         var refused = listener.Limiter.TryAcquire(connection.RemoteEndPoint, out var client);
+        if (refused == RejectReason.MaxConnections && listener.Definition.Limits.QueueWhenFull)
+        {
+            return WaitAsync(connection);
+        }
+
         if (refused != RejectReason.None)
         {
             Reject(refused);
@@ -31,6 +36,27 @@ internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, Listene
         }
 
         return RunAsync(connection, client);
+    }
+
+    // Held, unread, like a connection in a classic server's listen backlog, until an open one closes.
+    private async Task WaitAsync(ConnectionContext connection)
+    {
+        if (!await listener.Limiter.WaitForPlaceAsync())
+        {
+            Reject(listener.IsDraining ? RejectReason.ShuttingDown : RejectReason.MaxConnections);
+            return;
+        }
+
+        // A waiting connection counts against MaxConnections only; the per-client limit is not queued.
+        var refused = listener.Limiter.TryAcquirePerClient(connection.RemoteEndPoint, out var client);
+        if (refused != RejectReason.None || listener.IsDraining)
+        {
+            listener.Limiter.Release(null);
+            Reject(listener.IsDraining ? RejectReason.ShuttingDown : refused);
+            return;
+        }
+
+        await RunAsync(connection, client);
     }
 
     private async Task RunAsync(ConnectionContext connection, System.Net.IPAddress? client)

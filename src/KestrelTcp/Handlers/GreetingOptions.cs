@@ -34,11 +34,13 @@ internal sealed class GreetingOptions : IHandlerOptions<GreetingOptions>
         MessageTemplate Template(string key, string fallback, bool allowLine) =>
             MessageTemplate.Parse(section[key] ?? fallback, allowLine, $"{section.Path}:{key}", problems);
 
+        // A list, one comma-separated value, or an empty value for none at all (configuration cannot
+        // hold an empty list: "ExitCommands": [] reads as if the key were absent, which means the defaults).
         var commandsSection = section.GetSection("ExitCommands");
         var commands = commandsSection.GetChildren().Select(c => c.Value ?? "").ToList();
         if (commands.Count == 0)
         {
-            commands = commandsSection.Value is { Length: > 0 } single ? [.. single.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)] : ["quit", "exit", "bye"];
+            commands = commandsSection.Value is { } single ? [.. single.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)] : ["quit", "exit", "bye"];
         }
 
         foreach (var command in commands.Where(c => c.Length == 0 || !System.Text.Ascii.IsValid(c) || c.Any(char.IsControl)))

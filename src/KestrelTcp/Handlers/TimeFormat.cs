@@ -20,6 +20,13 @@ internal enum TimeFormat
 
     /// <summary>RFC 868: four bytes, big-endian, seconds since 1900-01-01 UTC modulo 2^32, no line ending.</summary>
     Rfc868,
+
+    /// <summary>
+    /// <c>29 JAN 2014 19:14:15 UTC</c>, as xinetd's daytime builtin writes it (<c>"%02d %s %d %02d:%02d:%02d %Z"</c>,
+    /// the month in capitals). .NET knows no zone abbreviations, so a zone other than UTC is written as its
+    /// offset, <c>+0100</c>, where xinetd would write <c>CET</c>.
+    /// </summary>
+    Xinetd,
 }
 
 /// <summary>Formats a moment as the Time handler sends it, into a caller's buffer, allocation-free.</summary>
@@ -66,6 +73,9 @@ internal static class TimeFormatter
                 }
 
                 break;
+            case TimeFormat.Xinetd:
+                written = FormatXinetd(TimeZoneInfo.ConvertTime(utcNow, zone), zone == TimeZoneInfo.Utc, destination);
+                break;
             default:
                 written = FormatCtime(TimeZoneInfo.ConvertTime(utcNow, zone).DateTime, destination);
                 break;
@@ -93,6 +103,24 @@ internal static class TimeFormatter
         destination[n++] = (byte)' ';
         time.TryFormat(destination[n..], out var rest, "HH:mm:ss yyyy", CultureInfo.InvariantCulture);
         return n + rest;
+    }
+
+    private static int FormatXinetd(DateTimeOffset time, bool utc, Span<byte> destination)
+    {
+        time.TryFormat(destination, out var n, "dd ", CultureInfo.InvariantCulture);
+        n += WriteAscii(MonthNames[time.Month - 1], destination[n..]);
+        destination[n - 2] = (byte)char.ToUpperInvariant((char)destination[n - 2]);
+        destination[n - 1] = (byte)char.ToUpperInvariant((char)destination[n - 1]);
+        time.TryFormat(destination[n..], out var rest, utc ? " yyyy HH:mm:ss 'UTC'" : " yyyy HH:mm:ss zzz", CultureInfo.InvariantCulture);
+        n += rest;
+        if (!utc)
+        {
+            // zzz is +01:00; %z-style +0100 is what a C program's offset looks like.
+            destination[(n - 2)..n].CopyTo(destination[(n - 3)..]);
+            n--;
+        }
+
+        return n;
     }
 
     private static int WriteAscii(string text, Span<byte> destination)

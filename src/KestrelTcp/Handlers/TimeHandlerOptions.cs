@@ -23,7 +23,7 @@ internal sealed class TimeHandlerOptions : IHandlerOptions<TimeHandlerOptions>
         if (section["Format"] is { Length: > 0 } formatText
             && (!Enum.TryParse(formatText, ignoreCase: true, out format) || !Enum.IsDefined(format) || char.IsDigit(formatText[0])))
         {
-            problems.Add($"{section.Path}:Format: '{formatText}' is not a time format (ctime, iso8601, rfc1123, unix, rfc868)");
+            problems.Add($"{section.Path}:Format: '{formatText}' is not a time format (ctime, iso8601, rfc1123, unix, rfc868, xinetd)");
             format = TimeFormat.Ctime;
         }
 

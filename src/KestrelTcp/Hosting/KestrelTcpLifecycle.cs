@@ -79,6 +79,7 @@ internal sealed class KestrelTcpLifecycle(
         foreach (var listener in runtime.Listeners)
         {
             listener.State = ListenerState.Draining;
+            listener.Limiter.RefuseWaiting();
         }
 
         foreach (var connection in runtime.Listeners.SelectMany(l => l.OpenConnections))

@@ -25,6 +25,7 @@ public class TimeHandlerTests
     [InlineData("rfc1123", "Wed, 29 Jan 2014 19:14:15 GMT\r\n")]
     [InlineData("unix", "1391022855\r\n")]
     [InlineData("ISO8601", "2014-01-29T19:14:15.123Z\r\n")]
+    [InlineData("xinetd", "29 JAN 2014 19:14:15 UTC\r\n")]
     public async Task OnConnectedAsync_TextFormats_WritesTimeAndCloses(string? format, string expected)
     {
         Assert.Equal(expected, Encoding.ASCII.GetString(await RunAsync(Moment, ("Format", format))));
@@ -39,6 +40,13 @@ public class TimeHandlerTests
         var connection = new PipeConnection();
         await connection.RunAsync(new TimeHandler(Listeners.Time(("Format", "iso8601"), ("TimeZone", "Local")), clock));
         Assert.Equal("2014-01-30T00:44:15.123+05:30\r\n", Encoding.ASCII.GetString(await connection.ReadAllAsync()));
+    }
+
+    [Fact]
+    public async Task OnConnectedAsync_XinetdInAZone_OffsetForTheZoneName()
+    {
+        var bytes = await RunAsync(new DateTimeOffset(2014, 2, 3, 4, 5, 6, TimeSpan.Zero), ("Format", "xinetd"), ("TimeZone", "Europe/Paris"));
+        Assert.Equal("03 FEB 2014 05:05:06 +0100\r\n", Encoding.ASCII.GetString(bytes));
     }
 
     [Fact]
@@ -87,7 +95,7 @@ public class TimeHandlerTests
         TimeHandlerOptions.Parse(configuration.GetSection("KestrelTcp:Listeners:time:Options"), problems);
         Assert.Equal(
         [
-            "KestrelTcp:Listeners:time:Options:Format: 'julian' is not a time format (ctime, iso8601, rfc1123, unix, rfc868)",
+            "KestrelTcp:Listeners:time:Options:Format: 'julian' is not a time format (ctime, iso8601, rfc1123, unix, rfc868, xinetd)",
             "KestrelTcp:Listeners:time:Options:TimeZone: 'Mars/Olympus' is not a known time zone (UTC, Local, or an IANA id such as Europe/Paris)",
         ], problems);
     }

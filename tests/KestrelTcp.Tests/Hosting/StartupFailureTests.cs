@@ -33,7 +33,7 @@ public class StartupFailureTests
         var errors = server.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.Contains("KestrelTcp:Listeners:echo:Port: 70000 is not a port (1-65535, or 0 for any free port)", errors);
         Assert.Contains("KestrelTcp:Listeners:echo:Handler: 'Ecko' is not a registered handler (known handlers: Chargen, Discard, Echo, Greeting, Info, Qotd, Time)", errors);
-        Assert.Contains("KestrelTcp:Listeners:time:Options:Format: 'julian' is not a time format (ctime, iso8601, rfc1123, unix, rfc868)", errors);
+        Assert.Contains("KestrelTcp:Listeners:time:Options:Format: 'julian' is not a time format (ctime, iso8601, rfc1123, unix, rfc868, xinetd)", errors);
         Assert.Contains(errors, e => e.StartsWith("KestrelTcp:Listeners:greeting:Options:Banner: unknown placeholder {Nope}", StringComparison.Ordinal));
         Assert.Contains("KestrelTcp:Limits:MaxConnections: -1 is out of range (0 for unlimited, or a positive count)", errors);
         Assert.Contains("KestrelTcp:Limits:IdleTimeout: 'five minutes' is not a time span (expected [d.]hh:mm:ss[.fff], e.g. 00:05:00)", errors);
