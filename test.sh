@@ -4,6 +4,8 @@
 #   promtool (package prometheus): lints the /metrics exposition
 #   haproxy: a real TCP proxy in front of KestrelTcp (send-proxy, send-proxy-v2, check-send-proxy)
 #   openssl: s_client, a real TLS client (SNI, ALPN, client certificates, protocol pinning)
+#   chromium: the headless browser Playwright drives for the dashboard's tests (browsers cannot be
+#     downloaded here, so Playwright uses this one through its ExecutablePath; nothing is downloaded)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -11,6 +13,7 @@ missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[ -x "${KESTRELTCP_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -27,4 +30,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   if command -v service >/dev/null 2>&1; then service haproxy stop >/dev/null 2>&1 || true; fi
 fi
 
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 exec dotnet test "$@"

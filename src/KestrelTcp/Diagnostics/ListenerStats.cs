@@ -15,8 +15,12 @@ internal sealed class ListenerStats
     private readonly long[] _closed = new long[Enum.GetValues<CloseReason>().Length];
     private readonly long[] _rejected = new long[Enum.GetValues<RejectReason>().Length];
     private long _accepted;
+    private long _peakOpen;
 
     public long Accepted => Volatile.Read(ref _accepted);
+
+    /// <summary>The most connections open at once since start (the dashboard's peak).</summary>
+    public long PeakOpen => Volatile.Read(ref _peakOpen);
 
     /// <summary>The listener's byte totals, which each connection's transport adds to as it reads and flushes.</summary>
     public TransferTotals Transfer { get; } = new();
@@ -44,6 +48,18 @@ internal sealed class ListenerStats
     public long Rejected(RejectReason reason) => Volatile.Read(ref _rejected[(int)reason]);
 
     public void OnAccepted() => Interlocked.Increment(ref _accepted);
+
+    // A read and a compare per accept; the exchange only when a new peak is reached.
+    public void NoteOpen(long open)
+    {
+        for (var peak = Volatile.Read(ref _peakOpen); open > peak; peak = Volatile.Read(ref _peakOpen))
+        {
+            if (Interlocked.CompareExchange(ref _peakOpen, open, peak) == peak)
+            {
+                return;
+            }
+        }
+    }
 
     public void OnRejected(RejectReason reason) => Interlocked.Increment(ref _rejected[(int)reason]);
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using KestrelTcp.Dashboard;
 using KestrelTcp.Hosting;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Serilog;
@@ -6,7 +7,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace KestrelTcp.Diagnostics;
 
-/// <summary>The HTTP management endpoints: health, metrics and the live connections view.</summary>
+/// <summary>The HTTP management endpoints: health, metrics, the live connections view and the dashboard.</summary>
 public static class ManagementEndpoints
 {
     /// <summary>At most this many open connections are listed per listener on <c>/connections</c>.</summary>
@@ -16,14 +17,16 @@ public static class ManagementEndpoints
 
     internal const string MetricsPath = "/metrics";
 
-    /// <summary>Readiness and liveness probes and Prometheus scrapes: routine, logged at Debug.</summary>
-    private static bool IsProbe(PathString path) => path.StartsWithSegments("/health") || path.StartsWithSegments(MetricsPath);
+    /// <summary>Readiness and liveness probes, Prometheus scrapes and the dashboard's polls: routine, logged at Debug.</summary>
+    private static bool IsProbe(PathString path) =>
+        path.StartsWithSegments("/health") || path.StartsWithSegments(MetricsPath) || DashboardEndpoints.IsRoutine(path);
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     /// <summary>
     /// The management port: request logging (Serilog's, one event per request; the probes of
-    /// <c>/health*</c> and <c>/metrics</c> at Debug so that a probe a second does not flood the log),
+    /// <c>/health*</c>, <c>/metrics</c> and the dashboard's assets and polls at Debug so that a probe a second
+    /// does not flood the log; opening the dashboard, <c>GET /</c>, is logged),
     /// then the endpoints of <see cref="MapKestrelTcpManagement"/>.
     /// </summary>
     public static WebApplication UseKestrelTcpManagement(this WebApplication app)
@@ -42,7 +45,10 @@ public static class ManagementEndpoints
         return app;
     }
 
-    /// <summary>Maps <c>/health/live</c>, <c>/health/ready</c>, <c>/health</c>, <c>/metrics</c> and <c>/connections</c>.</summary>
+    /// <summary>
+    /// Maps <c>/health/live</c>, <c>/health/ready</c>, <c>/health</c>, <c>/metrics</c>, <c>/connections</c>
+    /// and the dashboard: <c>/</c> and its assets, and <c>/dashboard/data</c> (docs/dashboard.md).
+    /// </summary>
     public static IEndpointRouteBuilder MapKestrelTcpManagement(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
@@ -55,6 +61,7 @@ public static class ManagementEndpoints
         // OpenTelemetry's Prometheus exporter: the KestrelTcp meter, Kestrel's and the runtime's (KestrelTcpTelemetry).
         endpoints.MapPrometheusScrapingEndpoint(MetricsPath);
         endpoints.MapGet("/connections", (KestrelTcpRuntime runtime, TimeProvider time) => Results.Json(ConnectionsView(runtime, time), Json));
+        endpoints.MapKestrelTcpDashboard();
         return endpoints;
     }
 

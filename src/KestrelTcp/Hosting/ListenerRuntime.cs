@@ -86,6 +86,7 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
     {
         _open.Add(connection);
         Stats.OnAccepted();
+        Stats.NoteOpen(_open.Count);
     }
 
     public void OnClosed(TrackedConnection connection, CloseReason reason)
