@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using KestrelTcp.Faults;
 using KestrelTcp.ProxyProtocol;
 using KestrelTcp.Tls;
 using Microsoft.Extensions.Options;
@@ -134,6 +135,7 @@ internal static class KestrelTcpOptionsReader
         var proxyProtocol = ProxyProtocolOptions.Read(section.GetSection("ProxyProtocol"), problems);
         var access = AccessRules.Read(section.GetSection("Access"), problems);
         var tls = TlsOptions.Read(section.GetSection("Tls"), contentRoot, problems);
+        var faults = FaultOptions.Read(section.GetSection("Faults"), problems);
         var handlerOptions = registration?.ParseOptions(section.GetSection("Options"), problems);
 
         return new ListenerDefinition
@@ -148,6 +150,7 @@ internal static class KestrelTcpOptionsReader
             ProxyProtocol = proxyProtocol,
             Access = access,
             Tls = tls,
+            Faults = faults,
             HandlerOptions = handlerOptions,
         };
     }

@@ -1,3 +1,4 @@
+using KestrelTcp.Faults;
 using KestrelTcp.ProxyProtocol;
 using KestrelTcp.Tls;
 
@@ -35,6 +36,9 @@ public sealed class ListenerDefinition
 
     /// <summary>TLS in front of the handler (<c>Tls</c>), or null for a plain listener.</summary>
     public TlsOptions? Tls { get; init; }
+
+    /// <summary>The faults the listener injects on purpose (<c>Faults</c>), or null for a well-behaved listener.</summary>
+    public FaultOptions? Faults { get; init; }
 
     /// <summary>The handler's options as parsed and validated at start-up (null for handlers without options).</summary>
     public object? HandlerOptions { get; init; }

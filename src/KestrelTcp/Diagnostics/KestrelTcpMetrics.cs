@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using KestrelTcp.Connections;
+using KestrelTcp.Faults;
 using KestrelTcp.Hosting;
 
 namespace KestrelTcp.Diagnostics;
@@ -45,6 +46,7 @@ internal sealed class KestrelTcpMetrics
             () => runtime.Value.Listeners.Select(l => new Measurement<long>(l.BytesReceived, new KeyValuePair<string, object?>("listener", l.Name))), "{byte}", "Bytes read from clients.");
         meter.CreateObservableCounter("kestreltcp.bytes.sent",
             () => runtime.Value.Listeners.Select(l => new Measurement<long>(l.BytesSent, new KeyValuePair<string, object?>("listener", l.Name))), "{byte}", "Bytes written to clients.");
+        meter.CreateObservableCounter("kestreltcp.faults", () => FaultCounters.Measure(runtime.Value.Listeners), "{fault}", "Faults applied, by kind: each once per connection it applied to.");
     }
 
     public static IReadOnlyList<CloseReason> CloseReasons { get; } = [.. Enum.GetValues<CloseReason>().Where(r => r != CloseReason.None)];

@@ -2,6 +2,7 @@ using System.Net;
 using KestrelTcp.Configuration;
 using KestrelTcp.Connections;
 using KestrelTcp.Diagnostics;
+using KestrelTcp.Faults;
 using KestrelTcp.ProxyProtocol;
 using KestrelTcp.Tls;
 using KestrelTcp.Transport;
@@ -17,7 +18,7 @@ namespace KestrelTcp.Hosting;
 /// none), the PROXY protocol header (which then names the client for everything after it), the
 /// access rules, the connection rates, the connection limits (all of them refusing before anything
 /// counts a connection as accepted), the TLS handshake, the tracking (count, list, close reason,
-/// log), then the handler; the idle timeout (<see cref="IdleTimeout"/>) and the drain act on the
+/// log), the listener's deliberate faults (<c>Faults</c>), then the handler; the idle timeout (<see cref="IdleTimeout"/>) and the drain act on the
 /// tracked connections. Each edge step is added only when the listener configures it, so a plain
 /// listener pays for none of them. The HTTP port gets none of them but its own TLS.
 /// </summary>
@@ -55,6 +56,7 @@ internal sealed class KestrelEndpointSetup(KestrelTcpRuntime runtime, KestrelTcp
                 }
 
                 listen.UseConnectionTracking(listener, metrics, logger, time)
+                    .UseFaults(listener, time, loggers.CreateLogger("KestrelTcp.Faults"))
                     .Run(listener.Handler.OnConnectedAsync);
             });
         }

@@ -2,6 +2,7 @@ using System.Net;
 using KestrelTcp.Configuration;
 using KestrelTcp.Connections;
 using KestrelTcp.Diagnostics;
+using KestrelTcp.Faults;
 using KestrelTcp.Tls;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -31,6 +32,9 @@ internal sealed class ListenerRuntime(ListenerDefinition definition, ConnectionH
     public ConnectionRateLimiter? Rates { get; } = ConnectionRateLimiter.Applies(definition.Limits) ? new(definition.Limits, time) : null;
 
     public ListenerStats Stats { get; } = new();
+
+    /// <summary>The listener's faults and their counts, or null when it injects none.</summary>
+    public FaultCounters? Faults { get; } = FaultCounters.For(definition.Faults);
 
     // One log per reason: a flood refused for one reason does not hide the first refusal for another.
     private readonly RejectionLog[] _rejectionLogs = [.. Enum.GetValues<RejectReason>().Select(_ => new RejectionLog(time))];
