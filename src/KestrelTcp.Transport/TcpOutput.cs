@@ -361,6 +361,14 @@ internal sealed class TcpOutput(TcpConnection connection) : PipeWriter
             }
 
             var length = block.End - start;
+            if (length == 0)
+            {
+                // An empty block (GetSpan after a block was filled exactly, then Advance(0)): nothing to
+                // send, and a zero-byte send would read as a failure.
+                Consumed(0);
+                continue;
+            }
+
             var sent = connection.Socket.Send(block.Array.AsSpan(start, length), SocketFlags.None, out var error);
             if (error == SocketError.WouldBlock || (error == SocketError.Success && sent < length && sent > 0))
             {

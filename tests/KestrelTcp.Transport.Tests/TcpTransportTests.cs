@@ -341,6 +341,33 @@ public class TcpTransportTests
     // ---- Output
 
     [Fact]
+    public async Task FlushAsync_EmptyWriteAfterAFullBlock_SendsAllAndKeepsTheConnection()
+    {
+        // Filling a block exactly, then an empty write, leaves an empty block in the send queue: a
+        // zero-byte send once read as the client being gone.
+        await using var loop = await Loopback.OpenAsync();
+        var blockSize = new TcpTransportOptions().BlockSize;
+        var data = Pattern.Bytes(0, blockSize);
+        var receiving = loop.Client.ReceiveExactlyAsync(data.Length + 2);
+        WriteFullBlockThenNothing(loop.Output, data);
+        var flush = await loop.Output.FlushAsync().Within();
+        Assert.False(flush.IsCompleted);
+
+        await loop.Output.WriteAsync("ok"u8.ToArray()).Within();
+        var received = await receiving;
+        Assert.Equal(data.Concat("ok"u8.ToArray()).ToArray(), received);
+    }
+
+    private static void WriteFullBlockThenNothing(System.IO.Pipelines.PipeWriter output, byte[] data)
+    {
+        data.CopyTo(output.GetSpan(data.Length));
+        output.Advance(data.Length);
+        output.Write(ReadOnlySpan<byte>.Empty);
+        output.GetSpan();
+        output.Advance(0);
+    }
+
+    [Fact]
     public async Task FlushAsync_ManySmallAdvances_DeliversExactlyThoseBytes()
     {
         await using var loop = await Loopback.OpenAsync();
