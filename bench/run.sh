@@ -4,10 +4,12 @@
 # alternating which goes first each round, and prints a results table with ratios
 # KestrelTcp / reference plus one machine-readable RESULT line per run and RATIO line per figure.
 #
-#   bench/run.sh                     full run (3 rounds, 10,000 held connections), about 4 minutes
-#   bench/run.sh --quick             1 round, short windows, 2,000 held connections, about 1 minute
+#   bench/run.sh                     full run (3 rounds, 10,000 held connections), about 5 minutes
+#   bench/run.sh --quick             1 round, short windows, 2,000 held connections, about 1.5 minutes
 #   options: --rounds N --seconds S --warmup S --hold N --hold-seconds S --startup-runs N
-#            --only "bulk pingpong_1 pingpong_100 accept_32 hold startup"  --no-build  --out DIR
+#            --only "bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold startup"
+#                   (names separated by spaces or commas: --only tls-bulk,tls-handshake)  --no-build  --out DIR
+#            --tls-key rsa|ec                     (TLS certificate: RSA 2048, the default, or ECDSA P-256)
 #            --server-env "DOTNET_gcServer=0 …"   (extra environment for KestrelTcp only)
 #            --server-args "--KestrelTcp:… …"     (extra command-line configuration for KestrelTcp)
 #            --server-dll PATH                    (another KestrelTcp build, for A/B runs; implies --no-build of it)
@@ -16,12 +18,18 @@
 # Pinning (2-core machine): both servers on cpu0; the load on cpu1, except the one-connection
 # ping-pong, where client and server share cpu0 so that per-message cost, not the VM's cross-core
 # wake-up, is measured. Only loopback is ever loaded.
+#
+# TLS (tls-bulk, tls-handshake): KestrelTcp's own TLS on an Echo listener (echo-tls) against HAProxy
+# terminating TLS (mode tcp, nbthread 1) in front of the C reference's Echo: HAProxy and the C server
+# both on cpu0, so either side has one core; the load on cpu1. TLS 1.3 only on both sides, one
+# self-signed certificate made with openssl for the run (in a temporary directory, removed at the end).
+# The ratios' "reference" for these two cases is HAProxy + C. Needs haproxy and openssl.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROUNDS=3 SECS=4 WARMUP=1 HOLD=10000 HOLD_SECS=15 PING=5 STARTUP_RUNS=3 BUILD=1 GREETING=0
-ONLY="startup bulk pingpong_1 pingpong_100 accept_32 hold"
-SERVER_ENV="" SERVER_ARGS="" OUT="" SERVER_DLL_OPT=""
+ONLY="startup bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold"
+SERVER_ENV="" SERVER_ARGS="" OUT="" SERVER_DLL_OPT="" TLS_KEY=rsa
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) ROUNDS=1 SECS=2 HOLD=2000 HOLD_SECS=4 PING=2 STARTUP_RUNS=1 ;;
@@ -31,19 +39,33 @@ while [[ $# -gt 0 ]]; do
     --hold) HOLD=$2; shift ;;
     --hold-seconds) HOLD_SECS=$2; shift ;;
     --startup-runs) STARTUP_RUNS=$2; shift ;;
-    --only) ONLY=$2; shift ;;
+    --only) ONLY=${2//,/ }; shift ;;
+    --tls-key) TLS_KEY=$2; shift ;;
     --no-build) BUILD=0 ;;
     --out) OUT=$2; shift ;;
     --server-env) SERVER_ENV=$2; shift ;;
     --server-args) SERVER_ARGS=$2; shift ;;
     --server-dll) SERVER_DLL_OPT=$2; shift ;;
     --greeting) GREETING=1 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
 wants() { [[ " $ONLY " == *" $1 "* ]]; }
+[[ $TLS_KEY == rsa || $TLS_KEY == ec ]] || { echo "--tls-key: rsa or ec, not '$TLS_KEY'" >&2; exit 2; }
+
+# TLS cases need HAProxy (the reference's TLS) and openssl (the certificate). Without them they are skipped.
+TLS_ON=0
+HAPROXY=$(command -v haproxy || { [[ -x /usr/sbin/haproxy ]] && echo /usr/sbin/haproxy; } || true)
+if wants tls-bulk || wants tls-handshake; then
+  if [[ -n $HAPROXY ]] && command -v openssl >/dev/null; then
+    TLS_ON=1
+  else
+    echo "tls-bulk, tls-handshake: need haproxy and openssl (apt-get install haproxy openssl); skipped" >&2
+    ONLY=" $ONLY "; ONLY=${ONLY// tls-bulk / }; ONLY=${ONLY// tls-handshake / }
+  fi
+fi
 
 OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
@@ -70,12 +92,20 @@ if [[ $BUILD == 1 ]]; then
 fi
 bench() { DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 dotnet "$BENCH_DLL" "$@"; }
 
-read -r K_ECHO K_TIME K_GREET K_HTTP R_ECHO R_TIME S_HTTP <<<"$(bench ports 7)"
-kestrel_args() {  # $1 echo, $2 time, $3 greeting, $4 http
+read -r K_ECHO K_TIME K_GREET K_HTTP R_ECHO R_TIME S_HTTP K_TLS H_TLS <<<"$(bench ports 9)"
+# Set when the TLS cases run: the certificate's directory, HAProxy's process, whether KestrelTcp speaks TLS.
+TLS_DIR="" HAP_PID="" K_TLS_OK=0
+kestrel_args() {  # $1 echo, $2 time, $3 greeting, $4 http, [$5 TLS echo: the echo-tls listener, CONTRACT §6 keys]
   echo "--KestrelTcp:Listeners:echo:Port=$1 --KestrelTcp:Listeners:echo:Address=127.0.0.1" \
        "--KestrelTcp:Listeners:time:Port=$2 --KestrelTcp:Listeners:time:Address=127.0.0.1" \
        "--KestrelTcp:Listeners:greeting:Port=$3 --KestrelTcp:Listeners:greeting:Address=127.0.0.1" \
-       "--KestrelTcp:Http:Port=$4 --KestrelTcp:Http:Address=127.0.0.1 $SERVER_ARGS"
+       "--KestrelTcp:Http:Port=$4 --KestrelTcp:Http:Address=127.0.0.1"
+  if [[ -n ${5:-} ]]; then
+    local l=--KestrelTcp:Listeners:echo-tls
+    echo "$l:Handler=Echo $l:Port=$5 $l:Address=127.0.0.1" \
+         "$l:Tls:Certificate:Path=$TLS_DIR/server.pem $l:Tls:Certificate:KeyPath=$TLS_DIR/server.key $l:Tls:SslProtocols:0=Tls13"
+  fi
+  echo "$SERVER_ARGS"
 }
 
 {
@@ -83,11 +113,31 @@ kestrel_args() {  # $1 echo, $2 time, $3 greeting, $4 http
   echo "dotnet: $(dotnet --version) SDK; $(dotnet --list-runtimes | grep AspNetCore | tail -1)"
   echo "commit: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet || echo '+dirty')"
   echo "settings: rounds=$ROUNDS seconds=$SECS warmup=$WARMUP hold=$HOLD hold_seconds=$HOLD_SECS open_files=$FDS server_env='$SERVER_ENV' server_args='$SERVER_ARGS'"
+  if [[ $TLS_ON == 1 ]]; then
+    echo "tls: TLS 1.3, certificate $([[ $TLS_KEY == rsa ]] && echo 'RSA 2048' || echo 'ECDSA P-256') (self-signed, made for the run); $("$HAPROXY" -v | head -1 | cut -d' ' -f1-3); $(openssl version)"
+  fi
 } | tee "$OUT/machine.txt" >&2
 
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [[ -n $TLS_DIR ]]; then rm -rf "$TLS_DIR"; fi
+}
 trap cleanup EXIT
+
+if [[ $TLS_ON == 1 ]]; then
+  # One certificate for both sides. RSA 2048 by default: the server's share of a handshake (~1.2 ms of CPU on
+  # the 2-vCPU VM, 0.4 ms of it the RSA signature) is then close to the .NET client's (~1.5 ms), so a server
+  # slower than HAProxy + C shows in handshakes/s. With ECDSA P-256 (--tls-key ec) the server's share falls to
+  # ~0.85 ms, the client's core is the limit for both sides, and only the per-server-core row tells them apart.
+  TLS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kestreltcp-bench-tls.XXXXXX")
+  if [[ $TLS_KEY == rsa ]]; then newkey=(-newkey rsa:2048); else newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1); fi
+  openssl req -x509 "${newkey[@]}" -nodes -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.pem" 2>"$OUT/openssl.log"
+  cat "$TLS_DIR/server.pem" "$TLS_DIR/server.key" > "$TLS_DIR/combined.pem"   # HAProxy's crt: certificate then key
+  chmod 600 "$TLS_DIR/server.key" "$TLS_DIR/combined.pem"
+fi
 
 if wants startup; then
   echo "== startup: process start → /health/ready 200, idle RSS (unpinned, as a user starts it)" >&2
@@ -96,37 +146,85 @@ if wants startup; then
     dotnet "$SERVER_DLL" $(kestrel_args 0 0 0 "$S_HTTP") | tee -a "$RESULTS"
 fi
 
+# A TLS 1.3 handshake with the port, as openssl's client makes it: 0 when it completed.
+tls_handshakes() { timeout 5 openssl s_client -connect "127.0.0.1:$1" -tls1_3 </dev/null >/dev/null 2>&1; }
+
 SUFFIX=0
 start_servers() {
   SUFFIX=$((SUFFIX + 1))
-  echo "== starting servers on cpu0: KestrelTcp echo $K_ECHO time $K_TIME greeting $K_GREET http $K_HTTP; reference echo $R_ECHO time $R_TIME" >&2
+  local tls_port=""
+  if [[ $TLS_ON == 1 ]]; then tls_port=$K_TLS; fi
+  echo "== starting servers on cpu0: KestrelTcp echo $K_ECHO time $K_TIME greeting $K_GREET http $K_HTTP${tls_port:+ echo-tls $tls_port}; reference echo $R_ECHO time $R_TIME${tls_port:+; HAProxy TLS $H_TLS → reference echo}" >&2
   taskset -c 0 "$REFSERVER" "$R_ECHO" "$R_TIME" 127.0.0.1 > "$OUT/reference.$SUFFIX.log" 2>&1 &
   REF_PID=$!; PIDS+=("$REF_PID")
+  HAP_PID=""
+  if [[ $TLS_ON == 1 ]]; then
+    # HAProxy as it would terminate TLS for a TCP service: one thread, TLS 1.3, no logging (nor has the C server).
+    cat > "$TLS_DIR/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend echo_tls
+    bind 127.0.0.1:$H_TLS ssl crt $TLS_DIR/combined.pem ssl-min-ver TLSv1.3
+    default_backend refserver_echo
+backend refserver_echo
+    server s1 127.0.0.1:$R_ECHO
+CFG
+    cp "$TLS_DIR/haproxy.cfg" "$OUT/haproxy.cfg"
+    taskset -c 0 "$HAPROXY" -db -f "$TLS_DIR/haproxy.cfg" > "$OUT/haproxy.$SUFFIX.log" 2>&1 &
+    HAP_PID=$!; PIDS+=("$HAP_PID")
+  fi
   # shellcheck disable=SC2046,SC2086
-  (cd "$(dirname "$SERVER_DLL")" && exec env $SERVER_ENV taskset -c 0 dotnet "$SERVER_DLL" $(kestrel_args "$K_ECHO" "$K_TIME" "$K_GREET" "$K_HTTP")) > "$OUT/kestreltcp.$SUFFIX.log" 2>&1 &
+  (cd "$(dirname "$SERVER_DLL")" && exec env $SERVER_ENV taskset -c 0 dotnet "$SERVER_DLL" $(kestrel_args "$K_ECHO" "$K_TIME" "$K_GREET" "$K_HTTP" $tls_port)) > "$OUT/kestreltcp.$SUFFIX.log" 2>&1 &
   K_PID=$!; PIDS+=("$K_PID")
+  local ready=0
   for _ in $(seq 300); do
-    curl -sf "http://127.0.0.1:$K_HTTP/health/ready" >/dev/null 2>&1 && return 0
+    if curl -sf "http://127.0.0.1:$K_HTTP/health/ready" >/dev/null 2>&1; then ready=1; break; fi
     kill -0 "$K_PID" 2>/dev/null || { echo "KestrelTcp exited:" >&2; cat "$OUT/kestreltcp.$SUFFIX.log" >&2; exit 1; }
     sleep 0.1
   done
-  echo "KestrelTcp never became ready" >&2; exit 1
+  [[ $ready == 1 ]] || { echo "KestrelTcp never became ready" >&2; exit 1; }
+  if [[ $TLS_ON == 1 ]]; then
+    for _ in $(seq 50); do
+      if tls_handshakes "$H_TLS"; then break; fi
+      kill -0 "$HAP_PID" 2>/dev/null || { echo "HAProxy exited:" >&2; cat "$OUT/haproxy.$SUFFIX.log" >&2; exit 1; }
+      sleep 0.1
+    done
+    tls_handshakes "$H_TLS" || { echo "HAProxy never completed a TLS handshake on $H_TLS" >&2; exit 1; }
+    # A build without TLS ignores the Tls keys and serves plain Echo there: the TLS cases then measure HAProxy + C only.
+    if tls_handshakes "$K_TLS"; then
+      K_TLS_OK=1
+    else
+      K_TLS_OK=0
+      echo "!! KestrelTcp's echo-tls listener (port $K_TLS) did not complete a TLS 1.3 handshake (a build without TLS?):" \
+           "tls-bulk and tls-handshake run against HAProxy + C only" >&2
+    fi
+  fi
 }
 stop_servers() {
-  kill "$K_PID" "$REF_PID" 2>/dev/null || true
-  wait "$K_PID" "$REF_PID" 2>/dev/null || true
+  kill "$K_PID" "$REF_PID" ${HAP_PID:+"$HAP_PID"} 2>/dev/null || true
+  wait "$K_PID" "$REF_PID" ${HAP_PID:+"$HAP_PID"} 2>/dev/null || true
 }
 start_servers
 
 run_case() {  # $1 case, $2 round, $3 target, $4 client cpu, then bench arguments
   local name=$1 round=$2 target=$3 cpu=$4; shift 4
-  local pid port_echo port_time
-  if [[ $target == kestreltcp ]]; then pid=$K_PID port_echo=$K_ECHO port_time=$K_TIME; else pid=$REF_PID port_echo=$R_ECHO port_time=$R_TIME; fi
+  local pid port_echo port_time port_tls
+  if [[ $target == kestreltcp ]]; then pid=$K_PID port_echo=$K_ECHO port_time=$K_TIME port_tls=$K_TLS; else pid=$REF_PID port_echo=$R_ECHO port_time=$R_TIME port_tls=$H_TLS; fi
+  # The TLS reference is two processes, HAProxy and the C server behind it: their CPU is summed.
   local args=("$@")
-  args=("${args[@]//@ECHO/$port_echo}"); args=("${args[@]//@TIME/$port_time}")
+  if [[ $name == tls-* && $target == reference ]]; then pid="$HAP_PID,$REF_PID"; args+=(--stack haproxy+refserver); fi
+  args=("${args[@]//@ECHO/$port_echo}"); args=("${args[@]//@TIME/$port_time}"); args=("${args[@]//@TLS/$port_tls}")
   DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 taskset -c "$cpu" dotnet "$BENCH_DLL" "${args[@]}" --target "$target" --pid "$pid" --case "$name" --round "$round" \
     --warmup "$WARMUP" --seconds "$SECS" | tee -a "$RESULTS"
 }
+
+tls_target() { [[ $1 == reference || $K_TLS_OK == 1 ]]; }  # KestrelTcp only when its TLS answered
 
 for round in $(seq "$ROUNDS"); do
   if (( round % 2 )); then order=(kestreltcp reference); else order=(reference kestreltcp); fi
@@ -142,6 +240,12 @@ for round in $(seq "$ROUNDS"); do
   done
   for t in "${order[@]}"; do
     wants accept_32 && run_case accept_32 "$round" "$t" 1 accept --port @TIME --workers 32
+  done
+  for t in "${order[@]}"; do
+    wants tls-bulk && tls_target "$t" && run_case tls-bulk "$round" "$t" 1 tls-bulk --port @TLS --connections 64 --chunk 16384 --window 65536
+  done
+  for t in "${order[@]}"; do
+    wants tls-handshake && tls_target "$t" && run_case tls-handshake "$round" "$t" 1 tls-handshake --port @TLS --connections 16 --size 16
   done
 done
 
@@ -159,8 +263,10 @@ hold_case() {  # $1 target, $2 protocol
 }
 if wants hold; then
   echo "== hold: $HOLD connections for ${HOLD_SECS}s" >&2
-  # A fresh pair of servers, so that memory per connection does not depend on what ran before.
+  # A fresh pair of servers, so that memory per connection does not depend on what ran before
+  # (without the TLS listener and HAProxy: holding is plain Echo).
   stop_servers
+  TLS_ON=0
   start_servers
   hold_case kestreltcp echo
   hold_case reference echo

@@ -52,11 +52,11 @@ internal static class Accept
         return 0;
     }
 
-    private const long TimedOut = -1;
+    internal const long TimedOut = -1;
 
     // One timer for all workers instead of a CancellationTokenSource per connection: a connection that has
     // not reached EOF within the timeout has its socket closed and is counted as a timeout.
-    private static async Task WatchdogAsync(long[] started, Socket?[] current, int timeoutMs, Timed timed)
+    internal static async Task WatchdogAsync(long[] started, Socket?[] current, int timeoutMs, Timed timed)
     {
         var limit = timeoutMs * Stopwatch.Frequency / 1000;
         while (!timed.Stop)

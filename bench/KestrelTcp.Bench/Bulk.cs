@@ -11,7 +11,7 @@ internal static class Bulk
 {
     // A prime period, so the stream never lines up with chunk or buffer sizes.
     private const int Period = 65521;
-    private const int ReceiveSize = 65536;
+    internal const int ReceiveSize = 65536;
 
     public static async Task<int> RunAsync(Args args)
     {
@@ -25,15 +25,7 @@ internal static class Bulk
             throw new ArgumentException("--chunk must be at most 65536");
         }
 
-        var pattern = new byte[Period + ReceiveSize];
-        new Random(862).NextBytes(pattern.AsSpan(0, Period));
-        // The tail repeats the period, so any read-sized window from any offset is one contiguous slice.
-        // (Not one CopyTo: source and destination overlap past 2 × Period - ReceiveSize.)
-        for (var i = Period; i < pattern.Length; i++)
-        {
-            pattern[i] = pattern[i - Period];
-        }
-
+        var pattern = Pattern();
         var sockets = await Connect.ManyAsync(endPoint, conns);
         var received = new long[conns * 8]; // one per cache line
         var loops = new Task[conns];
@@ -59,6 +51,23 @@ internal static class Bulk
         return 0;
     }
 
+
+    /// <summary>The pseudo-random stream sent: one period, then its repetition for a read's length, so any read-sized window from any offset is one contiguous slice.</summary>
+    internal static byte[] Pattern()
+    {
+        var pattern = new byte[Period + ReceiveSize];
+        new Random(862).NextBytes(pattern.AsSpan(0, Period));
+        // (Not one CopyTo: source and destination overlap past 2 × Period - ReceiveSize.)
+        for (var i = Period; i < pattern.Length; i++)
+        {
+            pattern[i] = pattern[i - Period];
+        }
+
+        return pattern;
+    }
+
+    /// <summary>The slice of the stream that starts at stream offset <paramref name="sent"/>.</summary>
+    internal static ReadOnlyMemory<byte> Slice(byte[] pattern, long sent, int length) => pattern.AsMemory((int)(sent % Period), length);
 
     private static async Task LoopAsync(Socket socket, byte[] pattern, int chunk, int window, long[] counters, int slot, Timed timed)
     {
@@ -105,6 +114,13 @@ internal static class Bulk
     private static async ValueTask<int> ReceiveAndVerifyAsync(Socket socket, byte[] buffer, byte[] pattern, long received)
     {
         var n = await socket.ReceiveAsync(buffer.AsMemory(), SocketFlags.None);
+        Verify(buffer, n, pattern, received);
+        return n;
+    }
+
+    /// <summary>Checks the <paramref name="n"/> bytes received at stream offset <paramref name="received"/>; EOF (0) or wrong bytes throw.</summary>
+    internal static void Verify(byte[] buffer, int n, byte[] pattern, long received)
+    {
         if (n == 0)
         {
             throw new BenchException("eof");
@@ -128,8 +144,6 @@ internal static class Bulk
             Console.Error.WriteLine($"  corrupt: stream offset {received + at} (read of {n} bytes at {received}, first bad byte {at}); the bytes there belong {found} bytes away in the stream");
             throw new BenchException("corrupt");
         }
-
-        return n;
     }
 }
 

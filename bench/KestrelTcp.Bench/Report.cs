@@ -25,7 +25,7 @@ internal static class Report
             // often idles), throughput ratios flatter the slower server; this ratio does not.
             if (row.TryGetValue("srv_cpu", out var cpu) && D(cpu) > 0.05)
             {
-                foreach (var key in (string[])["mb_s", "rt_s", "conn_s"])
+                foreach (var key in (string[])["mb_s", "rt_s", "conn_s", "hs_s"])
                 {
                     if (row.TryGetValue(key, out var v))
                     {
@@ -47,7 +47,7 @@ internal static class Report
             {
                 var mine = Values(runs, Server, m.Key);
                 var theirs = Values(runs, Reference, m.Key);
-                if (mine.Count == 0)
+                if (mine.Count == 0 && theirs.Count == 0)
                 {
                     continue;
                 }
@@ -69,8 +69,8 @@ internal static class Report
                 {
                     var abs = at < 0 ? connections : at;
                     target = (m.HigherIsBetter ? "≥ " : "≤ ") + Fmt(abs) + " " + m.Unit;
-                    var worst = m.HigherIsBetter ? mine.Min() : mine.Max();
-                    verdict = (m.HigherIsBetter ? worst >= abs : worst <= abs) ? "met" : "MISSED";
+                    var worst = mine.Count == 0 ? double.NaN : m.HigherIsBetter ? mine.Min() : mine.Max();
+                    verdict = mine.Count == 0 ? "?" : (m.HigherIsBetter ? worst >= abs : worst <= abs) ? "met" : "MISSED";
                 }
                 else
                 {
@@ -78,10 +78,11 @@ internal static class Report
                     verdict = "";
                 }
 
-                table.Add([c, m.Label, Range(mine), theirs.Count > 0 ? Fmt(Median(theirs)) : "—",
+                // A reference-only row (KestrelTcp not measured, e.g. a build without TLS) still shows the reference.
+                table.Add([c, m.Label, mine.Count > 0 ? Range(mine) : "—", theirs.Count > 0 ? Fmt(Median(theirs)) : "—",
                     ratio is { } r0 ? Fmt(r0) + (ratios.Count > 1 ? $" ({Fmt(ratios[0])}–{Fmt(ratios[^1])})" : "") : "—", target, verdict]);
                 machine.Add(string.Create(CultureInfo.InvariantCulture,
-                    $"RATIO case={c} metric={m.Key} kestreltcp={Fmt(Median(mine))} reference={(theirs.Count > 0 ? Fmt(Median(theirs)) : "na")} ratio={(ratio is { } r1 ? Fmt(r1) : "na")} rounds={mine.Count} target={target.Replace(" ", "", StringComparison.Ordinal)} verdict={(verdict.Length > 0 ? verdict : "info")}"));
+                    $"RATIO case={c} metric={m.Key} kestreltcp={(mine.Count > 0 ? Fmt(Median(mine)) : "na")} reference={(theirs.Count > 0 ? Fmt(Median(theirs)) : "na")} ratio={(ratio is { } r1 ? Fmt(r1) : "na")} rounds={mine.Count} target={target.Replace(" ", "", StringComparison.Ordinal)} verdict={(verdict.Length > 0 ? verdict : "info")}"));
             }
         }
 
@@ -122,6 +123,13 @@ internal static class Report
             new("healthy", "healthy connections", "", true, null, -1), new("bytes_per_conn", "resident bytes / connection", "B", false, null, 4096),
             new("ready_p99_ms", "/health/ready p99 ms", "ms", false, null, 50), new("ready_failures", "/health/ready failures", "", false, null, 0),
             new("rss_held_kib", "resident KiB while holding", "KiB", false, null, null),
+        ],
+        "tls-bulk" => [new("mb_s", "MB/s", "MB/s", true, null, null), new("srv_cpu", "server CPU (cores)", "", true, null, null), new("mb_s_per_core", "MB/s per server core", "", true, null, null)],
+        "tls-handshake" =>
+        [
+            new("hs_s", "handshakes/s", "", true, null, null), new("p50_us", "handshake p50 µs", "µs", false, null, null),
+            new("p99_us", "handshake p99 µs", "µs", false, null, null), new("failures", "failures", "", false, null, null),
+            new("srv_cpu", "server CPU (cores)", "", true, null, null), new("hs_s_per_core", "handshakes/s per server core", "", true, null, null),
         ],
         "startup" => [new("ready_ms_median", "start → ready ms (median)", "ms", false, null, null), new("idle_rss_kib", "idle resident KiB", "KiB", false, null, null)],
         _ => [],

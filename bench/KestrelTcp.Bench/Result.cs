@@ -98,6 +98,10 @@ internal sealed class Failures
         },
         ObjectDisposedException or OperationCanceledException => "aborted",
         BenchException b => b.Kind,
+        System.Security.Authentication.AuthenticationException => "tls_handshake",
+        EndOfStreamException => "eof",
+        IOException { InnerException: System.Net.Sockets.SocketException s } => Kind(s),
+        IOException => "io",
         _ => e.GetType().Name,
     };
 

@@ -19,7 +19,9 @@ internal sealed class Timed(Args args, string scenario)
 
     public string Target { get; } = args.Str("target", "server");
 
-    public int Pid { get; } = args.Int("pid", 0);
+    /// <summary>The server's processes (<c>--pid 123</c>, or <c>--pid 123,456</c> for a proxy and its backend): their CPU is summed.</summary>
+    public int[] Pids { get; } = (args.Str("pid") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        .Select(p => int.Parse(p, CultureInfo.InvariantCulture)).Where(p => p > 0).ToArray();
 
     public double Warmup { get; } = args.Double("warmup", 1);
 
@@ -44,6 +46,24 @@ internal sealed class Timed(Args args, string scenario)
         return total;
     }
 
+    /// <summary>CPU seconds of all the server's processes, or -1 when one cannot be read.</summary>
+    private double ServerCpuSeconds()
+    {
+        var total = 0.0;
+        foreach (var pid in Pids)
+        {
+            var cpu = Probe.CpuSeconds(pid);
+            if (cpu < 0)
+            {
+                return -1;
+            }
+
+            total += cpu;
+        }
+
+        return total;
+    }
+
     /// <summary>Runs warm-up and the measured window, showing progress on stderr, then sets <see cref="Stop"/>.</summary>
     public async Task<Window> RunAsync(Func<long> counter, string unit, double unitScale)
     {
@@ -60,7 +80,7 @@ internal sealed class Timed(Args args, string scenario)
             {
                 startCount = counter();
                 startAt = sw.Elapsed.TotalSeconds;
-                srvCpu0 = Probe.CpuSeconds(Pid);
+                srvCpu0 = ServerCpuSeconds();
                 cliCpu0 = Probe.OwnCpuSeconds();
                 _recording = true;
             }
@@ -86,12 +106,12 @@ internal sealed class Timed(Args args, string scenario)
 
         var endCount = counter();
         var endAt = sw.Elapsed.TotalSeconds;
-        var srvCpu = Probe.CpuSeconds(Pid);
+        var srvCpu = ServerCpuSeconds();
         var cliCpu = Probe.OwnCpuSeconds();
         _recording = false;
         _stop = true;
         var secs = endAt - startAt;
-        return new Window(endCount - startCount, secs, Pid > 0 ? (srvCpu - srvCpu0) / secs : -1, (cliCpu - cliCpu0) / secs);
+        return new Window(endCount - startCount, secs, Pids.Length > 0 && srvCpu >= 0 && srvCpu0 >= 0 ? (srvCpu - srvCpu0) / secs : -1, (cliCpu - cliCpu0) / secs);
     }
 
     /// <summary>Waits for the loops to finish after <see cref="Stop"/>, then closes whatever is stuck.</summary>
