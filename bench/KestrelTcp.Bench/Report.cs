@@ -124,10 +124,10 @@ internal static class Report
             new("ready_p99_ms", "/health/ready p99 ms", "ms", false, null, 50), new("ready_failures", "/health/ready failures", "", false, null, 0),
             new("rss_held_kib", "resident KiB while holding", "KiB", false, null, null),
         ],
-        "tls-bulk" => [new("mb_s", "MB/s", "MB/s", true, null, null), new("srv_cpu", "server CPU (cores)", "", true, null, null), new("mb_s_per_core", "MB/s per server core", "", true, null, null)],
+        "tls-bulk" => [new("mb_s", "MB/s", "MB/s", true, 0.7, null), new("srv_cpu", "server CPU (cores)", "", true, null, null), new("mb_s_per_core", "MB/s per server core", "", true, null, null)],
         "tls-handshake" =>
         [
-            new("hs_s", "handshakes/s", "", true, null, null), new("p50_us", "handshake p50 µs", "µs", false, null, null),
+            new("hs_s", "handshakes/s", "", true, 0.7, null), new("p50_us", "handshake p50 µs", "µs", false, null, null),
             new("p99_us", "handshake p99 µs", "µs", false, null, null), new("failures", "failures", "", false, null, null),
             new("srv_cpu", "server CPU (cores)", "", true, null, null), new("hs_s_per_core", "handshakes/s per server core", "", true, null, null),
         ],
