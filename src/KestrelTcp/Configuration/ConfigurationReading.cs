@@ -32,6 +32,39 @@ internal static class ConfigurationReading
         return value;
     }
 
+    /// <summary>
+    /// Reads a byte count, 0 to <paramref name="max"/>; a missing key gives 0, which means what
+    /// <paramref name="zeroMeans"/> says (it is part of every problem's text).
+    /// </summary>
+    public static long ReadByteCount(IConfigurationSection parent, string key, long max, string zeroMeans, ICollection<string> problems)
+    {
+        var section = parent.GetSection(key);
+        if (section.Value is not { Length: > 0 } text)
+        {
+            return 0;
+        }
+
+        if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
+        {
+            problems.Add($"{section.Path}: '{text}' is not a whole number of bytes ({zeroMeans})");
+            return 0;
+        }
+
+        if (value < 0)
+        {
+            problems.Add($"{section.Path}: {value} is negative ({zeroMeans})");
+            return 0;
+        }
+
+        if (value > max)
+        {
+            problems.Add($"{section.Path}: {value} is too large (at most {max} bytes)");
+            return 0;
+        }
+
+        return value;
+    }
+
     /// <summary>Reads a non-negative <see cref="TimeSpan"/> (<c>hh:mm:ss</c>); a missing key gives <paramref name="fallback"/>.</summary>
     public static TimeSpan ReadTimeSpan(IConfigurationSection parent, string key, TimeSpan fallback, ICollection<string> problems)
     {

@@ -145,40 +145,17 @@ public sealed record FaultOptions
         {
             Latency = Duration(nameof(Latency)),
             Jitter = Duration(nameof(Jitter)),
-            BandwidthBytesPerSecond = ReadBytes(faultsSection, nameof(BandwidthBytesPerSecond), long.MaxValue, problems),
-            SliceBytes = (int)ReadBytes(faultsSection, nameof(SliceBytes), int.MaxValue, problems),
+            BandwidthBytesPerSecond = ConfigurationReading.ReadByteCount(faultsSection, nameof(BandwidthBytesPerSecond), long.MaxValue, "0 = unpaced", problems),
+            SliceBytes = (int)ConfigurationReading.ReadByteCount(faultsSection, nameof(SliceBytes), int.MaxValue, "0 = not sliced", problems),
             SliceDelay = Duration(nameof(SliceDelay)),
             ConnectDelay = Duration(nameof(ConnectDelay)),
-            LimitBytes = ReadBytes(faultsSection, nameof(LimitBytes), long.MaxValue, problems),
-            ResetAfterBytes = ReadBytes(faultsSection, nameof(ResetAfterBytes), long.MaxValue, problems),
+            LimitBytes = ConfigurationReading.ReadByteCount(faultsSection, nameof(LimitBytes), long.MaxValue, "0 = no limit", problems),
+            ResetAfterBytes = ConfigurationReading.ReadByteCount(faultsSection, nameof(ResetAfterBytes), long.MaxValue, "0 = never", problems),
             ResetAfter = Duration(nameof(ResetAfter)),
             Timeout = faultsSection.GetSection(nameof(Timeout)).Value is { Length: > 0 } ? Duration(nameof(Timeout)) : null,
             CloseDelay = Duration(nameof(CloseDelay)),
             Probability = ReadProbability(faultsSection.GetSection(nameof(Probability)), problems),
         };
-    }
-
-    private static long ReadBytes(IConfigurationSection parent, string key, long max, ICollection<string> problems)
-    {
-        var section = parent.GetSection(key);
-        if (section.Value is not { Length: > 0 } text)
-        {
-            return 0;
-        }
-
-        if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
-        {
-            problems.Add($"{section.Path}: '{text}' is not a whole number of bytes");
-            return 0;
-        }
-
-        if (value < 0 || value > max)
-        {
-            problems.Add($"{section.Path}: {value} is out of range (0 for none, or up to {max} bytes)");
-            return 0;
-        }
-
-        return value;
     }
 
     private static double ReadProbability(IConfigurationSection section, ICollection<string> problems)

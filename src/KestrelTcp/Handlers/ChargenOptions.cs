@@ -1,4 +1,3 @@
-using System.Globalization;
 using KestrelTcp.Configuration;
 
 namespace KestrelTcp.Handlers;
@@ -25,31 +24,8 @@ internal sealed class ChargenOptions : IHandlerOptions<ChargenOptions>
         ArgumentNullException.ThrowIfNull(problems);
         return new ChargenOptions
         {
-            MaxBytes = ReadByteCount(section, "MaxBytes", "0 = until the client closes", problems),
-            BytesPerSecond = ReadByteCount(section, "BytesPerSecond", "0 = unlimited", problems),
+            MaxBytes = ConfigurationReading.ReadByteCount(section, "MaxBytes", long.MaxValue, "0 = until the client closes", problems),
+            BytesPerSecond = ConfigurationReading.ReadByteCount(section, "BytesPerSecond", long.MaxValue, "0 = unlimited", problems),
         };
-    }
-
-    private static long ReadByteCount(IConfigurationSection parent, string key, string zeroMeans, ICollection<string> problems)
-    {
-        var section = parent.GetSection(key);
-        if (section.Value is not { Length: > 0 } text)
-        {
-            return 0;
-        }
-
-        if (!long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
-        {
-            problems.Add($"{section.Path}: '{text}' is not a whole number of bytes ({zeroMeans})");
-            return 0;
-        }
-
-        if (value < 0)
-        {
-            problems.Add($"{section.Path}: {value} is negative ({zeroMeans})");
-            return 0;
-        }
-
-        return value;
     }
 }
