@@ -99,7 +99,7 @@ public class FaultOptionsTests
         Assert.Equal(
         [
             "KestrelTcp:Listeners:echo:Faults:Latency: -00:00:01 is negative",
-            "KestrelTcp:Listeners:echo:Faults:LimitBytes: -1 is out of range (0 for none, or up to 9223372036854775807 bytes)",
+            "KestrelTcp:Listeners:echo:Faults:LimitBytes: -1 is negative (0 = no limit)",
             "KestrelTcp:Listeners:echo:Faults:Probability: 2 is out of range (a share from 0 to 1, e.g. 0.25)",
         ], problems);
     }
