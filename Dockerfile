@@ -17,6 +17,7 @@ COPY --link src/KestrelTcp.Transport/KestrelTcp.Transport.csproj src/KestrelTcp.
 RUN dotnet restore src/KestrelTcp/KestrelTcp.csproj -a $TARGETARCH
 
 # The code, the analyzer settings the build enforces, and the appsettings.json the project copies next to the binary.
+# A publish for a runtime is ReadyToRun (KestrelTcp.csproj): crossgen2 runs on the build machine for the target's architecture.
 COPY --link .editorconfig appsettings.json ./
 COPY --link src/ src/
 RUN dotnet publish src/KestrelTcp/KestrelTcp.csproj -a $TARGETARCH --no-restore -c Release -o /app
