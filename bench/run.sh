@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # KestrelTcp benchmark: builds Release, starts KestrelTcp (default appsettings.json: logging and
-# metrics on) and the C epoll reference on free loopback ports, runs every scenario against both,
-# alternating which goes first each round, and prints a results table with ratios
-# KestrelTcp / reference plus one machine-readable RESULT line per run and RATIO line per figure.
+# metrics on), the C epoll reference (reference/refserver.c) and the Go net reference
+# (reference/refserver.go: a goroutine per connection, io.Copy) on free loopback ports, runs every
+# plain scenario against all three, rotating which goes first each round, and prints a results table
+# with ratios KestrelTcp / C reference and KestrelTcp / Go reference plus one machine-readable RESULT
+# line per run and RATIO line per figure.
 #
-#   bench/run.sh                     full run (3 rounds, 10,000 held connections), about 5 minutes
-#   bench/run.sh --quick             1 round, short windows, 2,000 held connections, about 1.5 minutes
+#   bench/run.sh                     full run (3 rounds, 10,000 held connections), about 7 minutes
+#   bench/run.sh --quick             1 round, short windows, 2,000 held connections, about 2 minutes
 #   options: --rounds N --seconds S --warmup S --hold N --hold-seconds S --startup-runs N
 #            --only "bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold startup"
 #                   (names separated by spaces or commas: --only tls-bulk,tls-handshake)  --no-build  --out DIR
@@ -14,8 +16,9 @@
 #            --server-args "--KestrelTcp:… …"     (extra command-line configuration for KestrelTcp)
 #            --server-dll PATH                    (another KestrelTcp build, for A/B runs; implies --no-build of it)
 #            --greeting                          (also hold Greeting connections)
+#            --no-go                              (without the Go reference)
 #
-# Pinning (2-core machine): both servers on cpu0; the load on cpu1, except the one-connection
+# Pinning (2-core machine): all servers on cpu0 (the Go one with GOMAXPROCS=1: one core, as for the others); the load on cpu1, except the one-connection
 # ping-pong, where client and server share cpu0 so that per-message cost, not the VM's cross-core
 # wake-up, is measured. Only loopback is ever loaded.
 #
@@ -23,11 +26,15 @@
 # terminating TLS (mode tcp, nbthread 1) in front of the C reference's Echo: HAProxy and the C server
 # both on cpu0, so either side has one core; the load on cpu1. TLS 1.3 only on both sides, one
 # self-signed certificate made with openssl for the run (in a temporary directory, removed at the end).
-# The ratios' "reference" for these two cases is HAProxy + C. Needs haproxy and openssl.
+# The ratios' "reference" for these two cases is HAProxy + C (no Go figures). Needs haproxy and openssl.
+#
+# Go reference: built with the distribution's go (apt-get install golang-go, done here when go is missing
+# and we are root), standard library only, no module downloads (GOPROXY=off, GOTOOLCHAIN=local), build cache
+# in a temporary directory. Without go it is skipped and the Go columns show "—".
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ROUNDS=3 SECS=4 WARMUP=1 HOLD=10000 HOLD_SECS=15 PING=5 STARTUP_RUNS=3 BUILD=1 GREETING=0
+ROUNDS=3 SECS=4 WARMUP=1 HOLD=10000 HOLD_SECS=15 PING=5 STARTUP_RUNS=3 BUILD=1 GREETING=0 GO_ON=1
 ONLY="startup bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold"
 SERVER_ENV="" SERVER_ARGS="" OUT="" SERVER_DLL_OPT="" TLS_KEY=rsa
 while [[ $# -gt 0 ]]; do
@@ -47,7 +54,8 @@ while [[ $# -gt 0 ]]; do
     --server-args) SERVER_ARGS=$2; shift ;;
     --server-dll) SERVER_DLL_OPT=$2; shift ;;
     --greeting) GREETING=1 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    --no-go) GO_ON=0 ;;
+    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -83,6 +91,14 @@ fi
 BENCH_DLL=$ROOT/bench/KestrelTcp.Bench/bin/Release/net10.0/KestrelTcp.Bench.dll
 SERVER_DLL=${SERVER_DLL_OPT:-$ROOT/src/KestrelTcp/bin/Release/net10.0/KestrelTcp.dll}
 REFSERVER=$ROOT/bench/reference/build/refserver
+REFSERVER_GO=$ROOT/bench/reference/build/refserver-go
+if [[ $GO_ON == 1 ]] && ! command -v go >/dev/null; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "== go missing: apt-get install golang-go" >&2
+    apt-get install -y -q golang-go >&2 || { apt-get update -q >&2 && apt-get install -y -q golang-go >&2; } || true
+  fi
+  command -v go >/dev/null || echo "go missing (apt-get install golang-go): the Go reference is skipped" >&2
+fi
 if [[ $BUILD == 1 ]]; then
   echo "== build (Release)" >&2
   dotnet build -c Release "$ROOT/src/KestrelTcp/KestrelTcp.csproj" -nologo -v q >&2
@@ -90,9 +106,17 @@ if [[ $BUILD == 1 ]]; then
   mkdir -p "$ROOT/bench/reference/build"
   cc -O2 -o "$REFSERVER" "$ROOT/bench/reference/refserver.c"
 fi
+if [[ $GO_ON == 1 ]] && command -v go >/dev/null && [[ $BUILD == 1 || ! -x $REFSERVER_GO ]]; then
+  mkdir -p "$ROOT/bench/reference/build"
+  GO_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kestreltcp-bench-go.XXXXXX")
+  (cd "$GO_TMP" && env GOTOOLCHAIN=local GOPROXY=off GOFLAGS= GO111MODULE= GOCACHE="$GO_TMP/cache" GOPATH="$GO_TMP/path" \
+     go build -trimpath -o "$REFSERVER_GO" "$ROOT/bench/reference/refserver.go") >&2 || { echo "go build failed: the Go reference is skipped" >&2; rm -f "$REFSERVER_GO"; }
+  chmod -R u+w "$GO_TMP" 2>/dev/null || true; rm -rf "$GO_TMP"
+fi
+if [[ $GO_ON == 1 && ! -x $REFSERVER_GO ]]; then GO_ON=0; fi
 bench() { DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 dotnet "$BENCH_DLL" "$@"; }
 
-read -r K_ECHO K_TIME K_GREET K_HTTP R_ECHO R_TIME S_HTTP K_TLS H_TLS <<<"$(bench ports 9)"
+read -r K_ECHO K_TIME K_GREET K_HTTP R_ECHO R_TIME S_HTTP K_TLS H_TLS G_ECHO G_TIME <<<"$(bench ports 11)"
 # Set when the TLS cases run: the certificate's directory, HAProxy's process, whether KestrelTcp speaks TLS.
 TLS_DIR="" HAP_PID="" K_TLS_OK=0
 kestrel_args() {  # $1 echo, $2 time, $3 greeting, $4 http, [$5 TLS echo: the echo-tls listener, CONTRACT §6 keys]
@@ -111,6 +135,7 @@ kestrel_args() {  # $1 echo, $2 time, $3 greeting, $4 http, [$5 TLS echo: the ec
 {
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)"
   echo "dotnet: $(dotnet --version) SDK; $(dotnet --list-runtimes | grep AspNetCore | tail -1)"
+  if [[ $GO_ON == 1 ]]; then echo "go reference: $(go version 2>/dev/null | cut -d' ' -f3-4), GOMAXPROCS=1, goroutine per connection, io.Copy"; fi
   echo "commit: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet || echo '+dirty')"
   echo "settings: rounds=$ROUNDS seconds=$SECS warmup=$WARMUP hold=$HOLD hold_seconds=$HOLD_SECS open_files=$FDS server_env='$SERVER_ENV' server_args='$SERVER_ARGS'"
   if [[ $TLS_ON == 1 ]]; then
@@ -154,9 +179,14 @@ start_servers() {
   SUFFIX=$((SUFFIX + 1))
   local tls_port=""
   if [[ $TLS_ON == 1 ]]; then tls_port=$K_TLS; fi
-  echo "== starting servers on cpu0: KestrelTcp echo $K_ECHO time $K_TIME greeting $K_GREET http $K_HTTP${tls_port:+ echo-tls $tls_port}; reference echo $R_ECHO time $R_TIME${tls_port:+; HAProxy TLS $H_TLS → reference echo}" >&2
+  echo "== starting servers on cpu0: KestrelTcp echo $K_ECHO time $K_TIME greeting $K_GREET http $K_HTTP${tls_port:+ echo-tls $tls_port}; reference echo $R_ECHO time $R_TIME${tls_port:+; HAProxy TLS $H_TLS → reference echo}$([[ $GO_ON == 1 ]] && echo "; Go reference echo $G_ECHO time $G_TIME")" >&2
   taskset -c 0 "$REFSERVER" "$R_ECHO" "$R_TIME" 127.0.0.1 > "$OUT/reference.$SUFFIX.log" 2>&1 &
   REF_PID=$!; PIDS+=("$REF_PID")
+  GO_PID=""
+  if [[ $GO_ON == 1 ]]; then
+    GOMAXPROCS=1 taskset -c 0 "$REFSERVER_GO" "$G_ECHO" "$G_TIME" 127.0.0.1 > "$OUT/reference-go.$SUFFIX.log" 2>&1 &
+    GO_PID=$!; PIDS+=("$GO_PID")
+  fi
   HAP_PID=""
   if [[ $TLS_ON == 1 ]]; then
     # HAProxy as it would terminate TLS for a TCP service: one thread, TLS 1.3, no logging (nor has the C server).
@@ -189,6 +219,13 @@ CFG
     sleep 0.1
   done
   [[ $ready == 1 ]] || { echo "KestrelTcp never became ready" >&2; exit 1; }
+  if [[ $GO_ON == 1 ]]; then
+    for _ in $(seq 50); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$G_TIME") 2>/dev/null; then break; fi
+      kill -0 "$GO_PID" 2>/dev/null || { echo "Go reference exited:" >&2; cat "$OUT/reference-go.$SUFFIX.log" >&2; exit 1; }
+      sleep 0.1
+    done
+  fi
   if [[ $TLS_ON == 1 ]]; then
     for _ in $(seq 50); do
       if tls_handshakes "$H_TLS"; then break; fi
@@ -207,15 +244,19 @@ CFG
   fi
 }
 stop_servers() {
-  kill "$K_PID" "$REF_PID" ${HAP_PID:+"$HAP_PID"} 2>/dev/null || true
-  wait "$K_PID" "$REF_PID" ${HAP_PID:+"$HAP_PID"} 2>/dev/null || true
+  kill "$K_PID" "$REF_PID" ${HAP_PID:+"$HAP_PID"} ${GO_PID:+"$GO_PID"} 2>/dev/null || true
+  wait "$K_PID" "$REF_PID" ${HAP_PID:+"$HAP_PID"} ${GO_PID:+"$GO_PID"} 2>/dev/null || true
 }
 start_servers
 
 run_case() {  # $1 case, $2 round, $3 target, $4 client cpu, then bench arguments
   local name=$1 round=$2 target=$3 cpu=$4; shift 4
   local pid port_echo port_time port_tls
-  if [[ $target == kestreltcp ]]; then pid=$K_PID port_echo=$K_ECHO port_time=$K_TIME port_tls=$K_TLS; else pid=$REF_PID port_echo=$R_ECHO port_time=$R_TIME port_tls=$H_TLS; fi
+  case $target in
+    kestreltcp) pid=$K_PID port_echo=$K_ECHO port_time=$K_TIME port_tls=$K_TLS ;;
+    reference-go) pid=$GO_PID port_echo=$G_ECHO port_time=$G_TIME port_tls="" ;;
+    *) pid=$REF_PID port_echo=$R_ECHO port_time=$R_TIME port_tls=$H_TLS ;;
+  esac
   # The TLS reference is two processes, HAProxy and the C server behind it: their CPU is summed.
   local args=("$@")
   if [[ $name == tls-* && $target == reference ]]; then pid="$HAP_PID,$REF_PID"; args+=(--stack haproxy+refserver); fi
@@ -224,10 +265,15 @@ run_case() {  # $1 case, $2 round, $3 target, $4 client cpu, then bench argument
     --warmup "$WARMUP" --seconds "$SECS" | tee -a "$RESULTS"
 }
 
-tls_target() { [[ $1 == reference || $K_TLS_OK == 1 ]]; }  # KestrelTcp only when its TLS answered
+# TLS: KestrelTcp (when its TLS answered) against HAProxy + C only, never the Go reference.
+tls_target() { [[ $1 == reference || ( $1 == kestreltcp && $K_TLS_OK == 1 ) ]]; }
 
+TARGETS=(kestreltcp reference)
+if [[ $GO_ON == 1 ]]; then TARGETS+=(reference-go); fi
 for round in $(seq "$ROUNDS"); do
-  if (( round % 2 )); then order=(kestreltcp reference); else order=(reference kestreltcp); fi
+  # Rotated each round, so that over 3 rounds every server goes first, second and last once.
+  order=()
+  for i in "${!TARGETS[@]}"; do order+=("${TARGETS[$(( (i + round - 1) % ${#TARGETS[@]} ))]}"); done
   echo "== round $round of $ROUNDS (${order[*]})" >&2
   for t in "${order[@]}"; do
     wants bulk && run_case bulk "$round" "$t" 1 bulk --port @ECHO --connections 64 --chunk 16384 --window 65536
@@ -249,27 +295,40 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-hold_case() {  # $1 target, $2 protocol
-  local target=$1 protocol=$2 pid port http=()
+hold_case() {  # $1 target, $2 protocol, [$3 connections: $HOLD]
+  local target=$1 protocol=$2 n=${3:-$HOLD} pid port http=()
   if [[ $target == kestreltcp ]]; then
     pid=$K_PID; port=$K_ECHO; http=(--http-port "$K_HTTP")
     [[ $protocol == greeting ]] && port=$K_GREET
+  elif [[ $target == reference-go ]]; then
+    pid=$GO_PID; port=$G_ECHO
   else
     pid=$REF_PID; port=$R_ECHO
   fi
   DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 taskset -c 1 dotnet "$BENCH_DLL" hold --port "$port" --protocol "$protocol" \
-    --connections "$HOLD" --seconds "$HOLD_SECS" --ping-interval "$PING" "${http[@]}" \
-    --target "$target" --pid "$pid" --case "hold_${protocol}_$HOLD" --round 1 | tee -a "$RESULTS"
+    --connections "$n" --seconds "$HOLD_SECS" --ping-interval "$PING" "${http[@]}" \
+    --target "$target" --pid "$pid" --case "hold_${protocol}_$n" --round 1 | tee -a "$RESULTS"
 }
 if wants hold; then
   echo "== hold: $HOLD connections for ${HOLD_SECS}s" >&2
-  # A fresh pair of servers, so that memory per connection does not depend on what ran before
+  # Fresh servers, so that memory per connection does not depend on what ran before
   # (without the TLS listener and HAProxy: holding is plain Echo).
   stop_servers
   TLS_ON=0
   start_servers
   hold_case kestreltcp echo
   hold_case reference echo
+  if [[ $GO_ON == 1 ]]; then
+    # io.Copy(conn, conn) splices through a pipe on Linux: 3 descriptors per held connection (socket + pipe).
+    # Past the open-files limit accept fails with EMFILE and the rest wait in the backlog unanswered,
+    # so the Go reference holds only what fits, as its own case (no KestrelTcp figure to pair with).
+    GO_HOLD=$HOLD
+    if [[ "$FDS" != unlimited && $((3 * HOLD + 256)) -gt $FDS ]]; then
+      GO_HOLD=$(( (FDS - 256) / 3 / 1000 * 1000 ))
+      echo "Go reference: 3 descriptors per held connection, open-files limit $FDS: holding $GO_HOLD instead of $HOLD" >&2
+    fi
+    hold_case reference-go echo "$GO_HOLD"
+  fi
   if [[ $GREETING == 1 ]]; then
     stop_servers
     start_servers

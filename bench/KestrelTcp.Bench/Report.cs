@@ -5,13 +5,15 @@ namespace KestrelTcp.Bench;
 
 /// <summary>
 /// Turns the RESULT lines of a run into the results table: per case and metric the KestrelTcp median
-/// (and range over rounds), the reference median, and the ratio KestrelTcp / reference taken round by
-/// round (median and range), against the issue's targets.
+/// (and range over rounds), the C reference's median and the ratio KestrelTcp / C reference taken round by
+/// round (median and range), against the issue's targets, then the same two for the Go reference
+/// (target <c>reference-go</c>; the targets and verdicts stay against the C reference).
 /// </summary>
 internal static class Report
 {
     private const string Server = "kestreltcp";
     private const string Reference = "reference";
+    private const string ReferenceGo = "reference-go";
 
     private sealed record Metric(string Key, string Label, string Unit, bool HigherIsBetter, double? RatioTarget, double? AbsoluteTarget);
 
@@ -47,17 +49,16 @@ internal static class Report
             {
                 var mine = Values(runs, Server, m.Key);
                 var theirs = Values(runs, Reference, m.Key);
-                if (mine.Count == 0 && theirs.Count == 0)
+                var go = Values(runs, ReferenceGo, m.Key);
+                if (mine.Count == 0 && theirs.Count == 0 && go.Count == 0)
                 {
                     continue;
                 }
 
-                // Ratios round by round: both servers measured back to back.
-                var ratios = runs.Where(r => r["target"] == Server && r.ContainsKey("round"))
-                    .Select(r => (Round: r["round"], Value: D(r[m.Key])))
-                    .Join(runs.Where(r => r["target"] == Reference && r.ContainsKey(m.Key)), a => a.Round, b => b.GetValueOrDefault("round"), (a, b) => a.Value / D(b[m.Key]))
-                    .Where(double.IsFinite).Order().ToList();
+                var ratios = Ratios(runs, Reference, m.Key);
                 var ratio = ratios.Count > 0 ? Median(ratios) : (double?)null;
+                var goRatios = Ratios(runs, ReferenceGo, m.Key);
+                var goRatio = goRatios.Count > 0 ? Median(goRatios) : (double?)null;
                 string verdict;
                 string target;
                 if (m.RatioTarget is { } rt)
@@ -79,14 +80,15 @@ internal static class Report
                 }
 
                 // A reference-only row (KestrelTcp not measured, e.g. a build without TLS) still shows the reference.
-                table.Add([c, m.Label, mine.Count > 0 ? Range(mine) : "—", theirs.Count > 0 ? Fmt(Median(theirs)) : "—",
-                    ratio is { } r0 ? Fmt(r0) + (ratios.Count > 1 ? $" ({Fmt(ratios[0])}–{Fmt(ratios[^1])})" : "") : "—", target, verdict]);
+                // The Go pair is appended after the existing fields, so that parsers of the older line keep working.
+                table.Add([c, m.Label, mine.Count > 0 ? Range(mine) : "—", theirs.Count > 0 ? Fmt(Median(theirs)) : "—", RatioCell(ratios),
+                    go.Count > 0 ? Fmt(Median(go)) : "—", RatioCell(goRatios), target, verdict]);
                 machine.Add(string.Create(CultureInfo.InvariantCulture,
-                    $"RATIO case={c} metric={m.Key} kestreltcp={(mine.Count > 0 ? Fmt(Median(mine)) : "na")} reference={(theirs.Count > 0 ? Fmt(Median(theirs)) : "na")} ratio={(ratio is { } r1 ? Fmt(r1) : "na")} rounds={mine.Count} target={target.Replace(" ", "", StringComparison.Ordinal)} verdict={(verdict.Length > 0 ? verdict : "info")}"));
+                    $"RATIO case={c} metric={m.Key} kestreltcp={(mine.Count > 0 ? Fmt(Median(mine)) : "na")} reference={(theirs.Count > 0 ? Fmt(Median(theirs)) : "na")} ratio={(ratio is { } r1 ? Fmt(r1) : "na")} rounds={mine.Count} target={target.Replace(" ", "", StringComparison.Ordinal)} verdict={(verdict.Length > 0 ? verdict : "info")} go={(go.Count > 0 ? Fmt(Median(go)) : "na")} ratio_go={(goRatio is { } r2 ? Fmt(r2) : "na")}"));
             }
         }
 
-        string[] header = ["case", "metric", "KestrelTcp (median, range)", "reference", "ratio (median, range)", "target", ""];
+        string[] header = ["case", "metric", "KestrelTcp (median, range)", "reference", "ratio (median, range)", "Go ref", "ratio vs Go (median, range)", "target", ""];
         Console.WriteLine(markdown ? Markdown(header, table) : Plain(header, table));
         if (!markdown)
         {
@@ -134,6 +136,16 @@ internal static class Report
         "startup" => [new("ready_ms_median", "start → ready ms (median)", "ms", false, null, null), new("idle_rss_kib", "idle resident KiB", "KiB", false, null, null)],
         _ => [],
     };
+
+    /// <summary>KestrelTcp / <paramref name="reference"/> round by round (both measured back to back in a round), sorted.</summary>
+    private static List<double> Ratios(List<Dictionary<string, string>> runs, string reference, string key) =>
+        runs.Where(r => r["target"] == Server && r.ContainsKey("round") && r.ContainsKey(key))
+            .Select(r => (Round: r["round"], Value: D(r[key])))
+            .Join(runs.Where(r => r["target"] == reference && r.ContainsKey(key)), a => a.Round, b => b.GetValueOrDefault("round"), (a, b) => a.Value / D(b[key]))
+            .Where(double.IsFinite).Order().ToList();
+
+    private static string RatioCell(List<double> ratios) =>
+        ratios.Count == 0 ? "—" : Fmt(Median(ratios)) + (ratios.Count > 1 ? $" ({Fmt(ratios[0])}–{Fmt(ratios[^1])})" : "");
 
     private static List<double> Values(List<Dictionary<string, string>> runs, string target, string key) =>
         runs.Where(r => r["target"] == target && r.ContainsKey(key)).Select(r => D(r[key])).Order().ToList();
