@@ -54,12 +54,26 @@ public class FaultTimingTests(ITestOutputHelper output)
         Assert.Equal(data, received);
         long In(TimeSpan from, TimeSpan to) => arrivals.Where(a => a.At >= from && a.At < to).Sum(a => (long)a.Bytes);
 
-        // Over 2 s (from 0.25 s on, clear of the first piece): the rate ±20 %.
-        var twoSeconds = In(TimeSpan.FromSeconds(0.25), TimeSpan.FromSeconds(2.25));
-        output.WriteLine($"{twoSeconds} bytes in 2 s ({twoSeconds / 2.0:0} B/s); quarter seconds: " +
+        // Over 2 s: the rate ±20 %. Never faster, in any 2 s window. Not slower either, counted from
+        // where the stream runs: a stall of the test host itself (a gen2 collection of the whole
+        // suite's heap, a starved timer; seen once on CI as 0.6 s of nothing after the first piece)
+        // delays the stream but is not the fault's pacing, so the lower bound is taken over the 2 s
+        // that follow the longest pause of the first second.
+        var steadyFrom = arrivals.Zip(arrivals.Skip(1)).Where(p => p.Second.At < TimeSpan.FromSeconds(1))
+            .Select(p => (Gap: p.Second.At - p.First.At, From: p.Second.At))
+            .DefaultIfEmpty((Gap: TimeSpan.Zero, From: TimeSpan.FromSeconds(0.25)))
+            .MaxBy(p => p.Gap).From;
+        steadyFrom = steadyFrom < TimeSpan.FromSeconds(0.25) ? TimeSpan.FromSeconds(0.25) : steadyFrom;
+        var twoSeconds = In(steadyFrom, steadyFrom + TimeSpan.FromSeconds(2));
+        output.WriteLine($"{twoSeconds} bytes in 2 s from {steadyFrom.TotalSeconds:0.000} s ({twoSeconds / 2.0:0} B/s); quarter seconds: " +
             string.Join(" ", Enumerable.Range(1, 8).Select(q => In(TimeSpan.FromSeconds(q * 0.25), TimeSpan.FromSeconds((q + 1) * 0.25)))) +
             $"; all in {arrivals[^1].At.TotalSeconds:0.000} s, {arrivals.Count} receives");
         Assert.InRange(twoSeconds, 0.8 * 2 * Rate, 1.2 * 2 * Rate);
+        foreach (var (at, _) in arrivals)
+        {
+            Assert.InRange(In(at, at + TimeSpan.FromSeconds(2)), 0, 1.2 * 2 * Rate + 1000); // + the piece that starts the window
+        }
+
         // Evenly: no quarter second carries more than twice its share (no burst). Not a floor: on a
         // loaded 2-core CI machine a starved timer can leave one quarter short, and the 2 s total above
         // is what the contract promises. The pacing's evenness itself is tested exactly on a fake clock.
@@ -69,7 +83,7 @@ public class FaultTimingTests(ITestOutputHelper output)
         }
 
         // The whole: (55,000 - the first 1,000-byte step) at 20,000 B/s is 2.7 s; never sooner.
-        Assert.InRange(arrivals[^1].At, TimeSpan.FromSeconds(2.7 * 0.8), TimeSpan.FromSeconds(2.7 * 1.5));
+        Assert.InRange(arrivals[^1].At, TimeSpan.FromSeconds(2.7 * 0.8), TimeSpan.FromSeconds(2.7 * 1.6));
     }
 
     [Theory]
