@@ -61,6 +61,12 @@ internal sealed class KestrelTcpMetrics
         }
     }
 
+    /// <summary>A listener's refusals by <c>reason</c> label, every reason present: what <c>/connections</c> and the dashboard show.</summary>
+    public static Dictionary<string, long> RejectedByReason(ListenerStats stats) => RejectReasons.ToDictionary(Label, stats.Rejected);
+
+    /// <summary>A listener's closes by <c>reason</c> label, every reason present.</summary>
+    public static Dictionary<string, long> ClosedByReason(ListenerStats stats) => CloseReasons.ToDictionary(Label, stats.Closed);
+
     /// <summary>The label value of a close reason: <c>idle_timeout</c>, <c>line_too_long</c>, …</summary>
     public static string Label(CloseReason reason) => reason switch
     {
