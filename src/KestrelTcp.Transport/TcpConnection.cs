@@ -28,6 +28,7 @@ internal sealed partial class TcpConnection : ConnectionContext, IDuplexPipe, IC
     private EndPoint? _remote;
     private CancellationTokenSource? _closed;
     private readonly TcpTransportFactory _transportFactory;
+    private readonly bool _native; // epoll readiness and the system calls themselves (SocketCalls)
     private int _state; // 0 open, 1 closed (aborted or disposed)
     private int _clientClosed;
     private long _bytesReceived;
@@ -38,7 +39,17 @@ internal sealed partial class TcpConnection : ConnectionContext, IDuplexPipe, IC
     {
         _socket = socket;
         _transportFactory = transport;
-        _input = new TcpInput(this, transport.Options.InlineCompletions);
+        _native = transport.Options.EpollReadiness && EpollEngine.IsSupported;
+        if (_native)
+        {
+            SocketCalls.SetNonBlocking(socket);
+        }
+        else
+        {
+            socket.Blocking = false;
+        }
+
+        _input = new TcpInput(this, transport.Options.InlineCompletions, _native);
         _output = new TcpOutput(this);
         _transport = this;
         _lastReceived = transport.Options.TimeProvider.GetTimestamp();
@@ -115,6 +126,10 @@ internal sealed partial class TcpConnection : ConnectionContext, IDuplexPipe, IC
     }
 
     public Socket Socket => _socket;
+
+    /// <summary>A non-blocking send of what the socket takes now.</summary>
+    internal int SendNow(ReadOnlySpan<byte> bytes, out SocketError error) =>
+        _native ? SocketCalls.Send(_socket, bytes, out error) : _socket.Send(bytes, SocketFlags.None, out error);
 
     /// <summary>The transport's blocks, for this connection's reader and writer.</summary>
     internal BlockPool Blocks => _transportFactory.Blocks;
@@ -236,6 +251,7 @@ internal sealed partial class TcpConnection : ConnectionContext, IDuplexPipe, IC
         }
 
         _socket.Dispose();
+        _input.OnSocketClosed();
         if (Volatile.Read(ref _clientClosed) == 0)
         {
             FireClosed();

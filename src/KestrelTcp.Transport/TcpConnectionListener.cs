@@ -51,7 +51,6 @@ internal sealed partial class TcpConnectionListener(Socket socket, TcpTransportF
             try
             {
                 accepted.NoDelay = transport.Options.NoDelay;
-                accepted.Blocking = false;
                 return new TcpConnection(accepted, transport);
             }
             catch (Exception ex) when (ex is SocketException or ObjectDisposedException)

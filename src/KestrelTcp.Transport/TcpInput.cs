@@ -26,7 +26,7 @@ namespace KestrelTcp.Transport;
 /// (<see cref="TcpConnection.CloseReason"/>), the client's FIN as a completed result.
 /// </para>
 /// </summary>
-internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisposable
+internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IThreadPoolWorkItem, IDisposable
 {
     /// <summary>Below this much free space in the last block, a receive takes a fresh block.</summary>
     private const int MinimumReceiveSpace = 2048;
@@ -34,11 +34,23 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     private const int WouldBlock = -1;
     private const int Failed = -2;
 
+    // Readiness from the epoll engine (_readiness): no wait armed, armed, an event came while unarmed, socket closed.
+    private const int Idle = 0;
+    private const int Armed = 1;
+    private const int Signaled = 2;
+    private const int Closed = 3;
+    private const int SlotClosed = -2;
+
     // The socket, pool and read-ahead limit are the connection's: not repeated here (held connections count every field).
     private readonly TcpConnection _connection;
 
-    // The readiness wait; also the lock of this reader's state (it is private and always there).
-    private readonly ReadinessWaiter _waiter;
+    // Readiness comes from an epoll engine (Linux) or, elsewhere, from a zero-byte receive (the waiter).
+    private readonly EpollEngine? _engine;
+    private readonly ReadinessWaiter? _waiter;
+    private int _slot = -1;    // the engine's slot, once registered; SlotClosed after the close
+    private int _readiness;    // Idle, Armed, Signaled or Closed (engine only)
+    private bool _hangUp;      // the engine reported the client's FIN, a reset or an error: it will not signal again
+    private bool _wouldBlock;  // the last receive found nothing
     private ManualResetValueTaskSourceCore<ReadResult> _source;
     private CancellationTokenRegistration _cancellation;
 
@@ -59,10 +71,18 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     private bool _eof;
     private bool _completed;
 
-    public TcpInput(TcpConnection connection, bool inline)
+    public TcpInput(TcpConnection connection, bool inline, bool epoll)
     {
         _connection = connection;
-        _waiter = new ReadinessWaiter(this);
+        if (epoll)
+        {
+            _engine = EpollEngine.Next(inline);
+        }
+        else
+        {
+            _waiter = new ReadinessWaiter(this);
+        }
+
         // With inline scheduling the handler continues on the socket event thread, as over Kestrel's
         // transport with UnsafePreferInlineScheduling; otherwise on the thread pool.
         _source.RunContinuationsAsynchronously = !inline;
@@ -80,7 +100,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
 
         ReadResult result;
         Exception? error;
-        lock (_waiter)
+        lock (this)
         {
             ThrowIfCannotRead();
             if (!TryProduce(out result, out error))
@@ -101,7 +121,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
 
     public override bool TryRead(out ReadResult result)
     {
-        lock (_waiter)
+        lock (this)
         {
             ThrowIfCannotRead();
             if (_error is null && !_cancelRequested && _unexamined == 0 && !_eof)
@@ -139,7 +159,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
 
     public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
     {
-        lock (_waiter)
+        lock (this)
         {
             if (!_resultOutstanding)
             {
@@ -196,7 +216,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     {
         ReadResult result;
         CancellationTokenRegistration registration;
-        lock (_waiter)
+        lock (this)
         {
             if (!_readPending)
             {
@@ -215,7 +235,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
 
     public override void Complete(Exception? exception = null)
     {
-        lock (_waiter)
+        lock (this)
         {
             _completed = true;
             ReleaseBuffers();
@@ -227,7 +247,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     {
         var pending = false;
         CancellationTokenRegistration registration;
-        lock (_waiter)
+        lock (this)
         {
             _completed = true;
             _error ??= _connection.CloseReason ?? new ConnectionAbortedException("The connection was closed.");
@@ -249,7 +269,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         }
 
         // Freed once the pending readiness wait, aborted by the close, has completed.
-        _waiter.Dispose();
+        _waiter?.Dispose();
     }
 
     /// <summary>The readiness wait ended (data, FIN, an error, or the socket was closed).</summary>
@@ -258,7 +278,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         ReadResult result;
         Exception? error;
         CancellationTokenRegistration registration;
-        lock (_waiter)
+        lock (this)
         {
             _waiting = false;
             _ = Readied(status);
@@ -305,7 +325,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     /// </summary>
     public void WatchForEnd()
     {
-        lock (_waiter)
+        lock (this)
         {
             _watching = true;
             if (!_readPending && !_resultOutstanding)
@@ -335,12 +355,12 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
                 }
             }
 
-            if (StartWait())
+            if (StartWait(out var status))
             {
                 return;
             }
 
-            _ = Readied(_waiter.SocketError);
+            _ = Readied(status);
         }
     }
 
@@ -349,7 +369,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     {
         ReadResult result;
         Exception? error;
-        lock (_waiter)
+        lock (this)
         {
             error = _error;
             result = new ReadResult(Buffer(), isCanceled: false, isCompleted: true);
@@ -367,7 +387,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
 
     private void OnReadCanceled(CancellationToken token)
     {
-        lock (_waiter)
+        lock (this)
         {
             if (!_readPending)
             {
@@ -435,12 +455,12 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
                 return false;
             }
 
-            if (StartWait())
+            if (StartWait(out var status))
             {
                 return false;
             }
 
-            if (!Readied(_waiter.SocketError))
+            if (!Readied(status))
             {
                 error = _error;
                 return true;
@@ -449,27 +469,151 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     }
 
     /// <summary>
-    /// Under the lock: starts the zero-byte receive that waits for readiness; true while it is pending
-    /// (<see cref="OnReadable"/> follows), false when it completed at once (its status in the waiter).
+    /// Under the lock: arms the readiness wait; true while it is pending (<see cref="OnReadable"/>
+    /// follows), false when it ended at once, with <paramref name="status"/>: Success when bytes (or
+    /// the end) may be there already, an error otherwise.
     /// </summary>
-    private bool StartWait()
+    private bool StartWait(out SocketError status)
     {
         _lastFilled = false;
+        if (_engine is not null)
+        {
+            return ArmEngine(out status);
+        }
+
         _waiting = true;
         bool pending;
         try
         {
-            pending = _connection.Socket.ReceiveAsync(_waiter);
+            pending = _connection.Socket.ReceiveAsync(_waiter!);
         }
         catch (ObjectDisposedException)
         {
             pending = false;
-            _waiter.SocketError = SocketError.OperationAborted;
+            _waiter!.SocketError = SocketError.OperationAborted;
         }
 
         _waiting = pending;
+        status = _waiter!.SocketError;
         return pending;
     }
+
+    /// <summary>Under the lock: the epoll half of <see cref="StartWait"/>. The socket is registered at its first wait.</summary>
+    private bool ArmEngine(out SocketError status)
+    {
+        if (Volatile.Read(ref _slot) == -1)
+        {
+            status = _engine!.Register(this, _connection.Socket, out var slot);
+            if (status != SocketError.Success)
+            {
+                return false;
+            }
+
+            if (Interlocked.CompareExchange(ref _slot, slot, -1) != -1)
+            {
+                // Closed while registering: the close found no slot to free, so free it here.
+                _engine.Release(slot);
+                status = SocketError.OperationAborted;
+                return false;
+            }
+        }
+
+        // Edge-triggered events come for arrivals: a FIN or reset that came with bytes received since will
+        // not signal again, so once one was reported a wait is a receive, until a receive finds nothing.
+        if (Volatile.Read(ref _hangUp) && !_wouldBlock)
+        {
+            status = SocketError.Success;
+            return false;
+        }
+
+        // An event that came since the last receive means bytes may be there: receive again instead of waiting.
+        switch (Interlocked.CompareExchange(ref _readiness, Armed, Idle))
+        {
+            case Idle:
+                _waiting = true;
+                status = SocketError.Success;
+                return true;
+            case Signaled:
+                // Any arrival after this write signals again; the receive that follows takes the earlier ones.
+                Volatile.Write(ref _readiness, Idle);
+                status = SocketError.Success;
+                return false;
+            default:
+                status = SocketError.OperationAborted;
+                return false;
+        }
+    }
+
+    /// <summary>
+    /// On the engine's event thread: bytes, the end or an error arrived. An armed wait ends (on this
+    /// thread with inline completions, else on the thread pool); otherwise the next wait finds it signaled.
+    /// </summary>
+    internal void OnReadiness(bool hangUp)
+    {
+        if (hangUp)
+        {
+            Volatile.Write(ref _hangUp, true);
+        }
+
+        while (true)
+        {
+            var state = Volatile.Read(ref _readiness);
+            if (state is Signaled or Closed)
+            {
+                return;
+            }
+
+            if (state == Idle)
+            {
+                if (Interlocked.CompareExchange(ref _readiness, Signaled, Idle) == Idle)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            if (Interlocked.CompareExchange(ref _readiness, Idle, Armed) == Armed)
+            {
+                if (_source.RunContinuationsAsynchronously)
+                {
+                    ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+                }
+                else
+                {
+                    OnReadable(SocketError.Success);
+                }
+
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The connection closed its socket (which took it out of the epoll set): the slot is freed and an
+    /// armed wait ends with the close, on the thread pool (the closing thread may be the handler's own).
+    /// </summary>
+    internal void OnSocketClosed()
+    {
+        if (_engine is null)
+        {
+            return;
+        }
+
+        var wasArmed = Interlocked.Exchange(ref _readiness, Closed) == Armed;
+        var slot = Interlocked.Exchange(ref _slot, SlotClosed);
+        if (slot >= 0)
+        {
+            _engine.Release(slot);
+        }
+
+        if (wasArmed)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static input => input.OnReadable(SocketError.OperationAborted), this, preferLocal: false);
+        }
+    }
+
+    void IThreadPoolWorkItem.Execute() => OnReadable(SocketError.Success);
 
     /// <summary>Receives what the socket holds without blocking: the byte count, 0 at the client's FIN, or <see cref="WouldBlock"/> / <see cref="Failed"/>.</summary>
     private int ReceiveNow()
@@ -482,7 +626,9 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         SocketError status;
         try
         {
-            received = _connection.Socket.Receive(target.Array.AsSpan(target.End), SocketFlags.None, out status);
+            received = _engine is not null
+                ? SocketCalls.Receive(_connection.Socket, target.Array.AsSpan(target.End), out status)
+                : _connection.Socket.Receive(target.Array.AsSpan(target.End), SocketFlags.None, out status);
         }
         catch (ObjectDisposedException)
         {
@@ -490,6 +636,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
             status = SocketError.OperationAborted;
         }
 
+        _wouldBlock = status == SocketError.WouldBlock;
         if (status == SocketError.Success && received > 0)
         {
             if (rented)

@@ -148,7 +148,7 @@ internal sealed class TcpOutput(TcpConnection connection) : PipeWriter
 
         connection.OnSent(source.Length);
         var span = source.Span;
-        var sent = connection.Socket.Send(span, SocketFlags.None, out var error);
+        var sent = connection.SendNow(span, out var error);
         if (error == SocketError.Success && sent == span.Length)
         {
             return new ValueTask<FlushResult>(EndSend() ? Flushed : Closed);
@@ -369,7 +369,7 @@ internal sealed class TcpOutput(TcpConnection connection) : PipeWriter
                 continue;
             }
 
-            var sent = connection.Socket.Send(block.Array.AsSpan(start, length), SocketFlags.None, out var error);
+            var sent = connection.SendNow(block.Array.AsSpan(start, length), out var error);
             if (error == SocketError.WouldBlock || (error == SocketError.Success && sent < length && sent > 0))
             {
                 if (sent > 0)

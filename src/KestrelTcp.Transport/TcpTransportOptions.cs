@@ -25,6 +25,14 @@ public sealed record TcpTransportOptions
     /// </summary>
     public bool InlineCompletions { get; init; }
 
+    /// <summary>
+    /// Wait for received bytes through the transport's own epoll sets (Linux; elsewhere this is
+    /// ignored) instead of a zero-byte <c>ReceiveAsync</c>: the runtime then keeps no socket engine
+    /// state for an idle connection, ~620 bytes less per held connection. Default true; false is the
+    /// portable path, kept for comparison and tested as well.
+    /// </summary>
+    public bool EpollReadiness { get; init; } = true;
+
     /// <summary>The size of a pooled buffer block. Default 64 KiB, the C reference's read size: one read takes what one block holds.</summary>
     public int BlockSize { get; init; } = 64 * 1024;
 

@@ -29,7 +29,8 @@ public class TransportConformanceTests
     /// </summary>
     private const int KernelSlack = 1024 * 1024;
 
-    public static TheoryData<TransportKind> Kinds => [TransportKind.Kestrel, TransportKind.KestrelTcp, TransportKind.KestrelTcpThreadPool];
+    public static TheoryData<TransportKind> Kinds =>
+        [TransportKind.Kestrel, TransportKind.KestrelTcp, TransportKind.KestrelTcpThreadPool, TransportKind.KestrelTcpZeroByteReads];
 
     public static TheoryData<TransportKind, bool> KindsAndWriteAsync => new()
     {
@@ -39,6 +40,8 @@ public class TransportConformanceTests
         { TransportKind.KestrelTcp, true },
         { TransportKind.KestrelTcpThreadPool, false },
         { TransportKind.KestrelTcpThreadPool, true },
+        { TransportKind.KestrelTcpZeroByteReads, false },
+        { TransportKind.KestrelTcpZeroByteReads, true },
     };
 
     // ---- ReadAsync and its cancellation
@@ -568,6 +571,9 @@ public class TransportConformanceTests
         { TransportKind.KestrelTcpThreadPool, "fin" },
         { TransportKind.KestrelTcpThreadPool, "data+fin" },
         { TransportKind.KestrelTcpThreadPool, "reset" },
+        { TransportKind.KestrelTcpZeroByteReads, "fin" },
+        { TransportKind.KestrelTcpZeroByteReads, "data+fin" },
+        { TransportKind.KestrelTcpZeroByteReads, "reset" },
     };
 
     /// <summary>A handler that only awaits ConnectionClosed (it never reads) learns that the client left, by FIN or reset.</summary>

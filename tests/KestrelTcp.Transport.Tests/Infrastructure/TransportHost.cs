@@ -25,6 +25,9 @@ public enum TransportKind
 
     /// <summary>KestrelTcp's transport with continuations on the thread pool (<see cref="TcpTransportOptions.InlineCompletions"/> off).</summary>
     KestrelTcpThreadPool,
+
+    /// <summary>KestrelTcp's transport waiting for bytes with zero-byte receives (<see cref="TcpTransportOptions.EpollReadiness"/> off), inline: the portable path.</summary>
+    KestrelTcpZeroByteReads,
 }
 
 /// <summary>What a test host changes from the transports' defaults.</summary>
@@ -103,7 +106,8 @@ public sealed class TransportHost : IAsyncDisposable
         {
             var options = new TcpTransportOptions
             {
-                InlineCompletions = kind == TransportKind.KestrelTcp,
+                InlineCompletions = kind is TransportKind.KestrelTcp or TransportKind.KestrelTcpZeroByteReads,
+                EpollReadiness = kind != TransportKind.KestrelTcpZeroByteReads,
                 TimeProvider = settings.TimeProvider ?? TimeProvider.System,
             };
             if (settings.MaxReadBufferSize is { } ownMax)

@@ -1,0 +1,155 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace KestrelTcp.Transport;
+
+/// <summary>
+/// The non-blocking receive and send of a connection whose readiness comes from an
+/// <see cref="EpollEngine"/>, as the system calls themselves. <c>Socket.Receive</c>/<c>Send</c> on a
+/// socket switched to <c>Blocking = false</c> would do the same calls, but that switch makes the
+/// runtime create its asynchronous context for the socket (~260 bytes kept for the connection's
+/// life, with its locks); the descriptor is made non-blocking here instead (<see cref="SetNonBlocking"/>),
+/// and the <see cref="Socket"/> still owns it (options, shutdown, close, and <c>SendAsync</c> when a
+/// send finds the socket full). Errors come back as the runtime's <see cref="SocketError"/> values.
+/// </summary>
+internal static unsafe partial class SocketCalls
+{
+    private const int FionBio = 0x5421;
+    private const int MsgNoSignal = 0x4000;
+
+    /// <summary>Makes the descriptor non-blocking, leaving the <see cref="Socket"/>'s own mode as it is.</summary>
+    public static void SetNonBlocking(Socket socket)
+    {
+        var added = false;
+        try
+        {
+            socket.SafeHandle.DangerousAddRef(ref added);
+            var on = 1;
+            if (Ioctl((int)socket.SafeHandle.DangerousGetHandle(), FionBio, &on) != 0)
+            {
+                throw new SocketException((int)Map(Marshal.GetLastPInvokeError()));
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                socket.SafeHandle.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>As <c>Socket.Receive(span, SocketFlags.None, out error)</c> on a non-blocking socket.</summary>
+    public static int Receive(Socket socket, Span<byte> buffer, out SocketError error)
+    {
+        var added = false;
+        try
+        {
+            socket.SafeHandle.DangerousAddRef(ref added);
+            var fd = (int)socket.SafeHandle.DangerousGetHandle();
+            fixed (byte* bytes = buffer)
+            {
+                while (true)
+                {
+                    var received = Recv(fd, bytes, buffer.Length, 0);
+                    if (received >= 0)
+                    {
+                        error = SocketError.Success;
+                        return (int)received;
+                    }
+
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno != EIntr)
+                    {
+                        error = Map(errno);
+                        return 0;
+                    }
+                }
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            error = SocketError.OperationAborted;
+            return 0;
+        }
+        finally
+        {
+            if (added)
+            {
+                socket.SafeHandle.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>As <c>Socket.Send(span, SocketFlags.None, out error)</c> on a non-blocking socket (never raising SIGPIPE).</summary>
+    public static int Send(Socket socket, ReadOnlySpan<byte> buffer, out SocketError error)
+    {
+        var added = false;
+        try
+        {
+            socket.SafeHandle.DangerousAddRef(ref added);
+            var fd = (int)socket.SafeHandle.DangerousGetHandle();
+            fixed (byte* bytes = buffer)
+            {
+                while (true)
+                {
+                    var sent = SendBytes(fd, bytes, buffer.Length, MsgNoSignal);
+                    if (sent >= 0)
+                    {
+                        error = SocketError.Success;
+                        return (int)sent;
+                    }
+
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno != EIntr)
+                    {
+                        error = Map(errno);
+                        return 0;
+                    }
+                }
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            error = SocketError.OperationAborted;
+            return 0;
+        }
+        finally
+        {
+            if (added)
+            {
+                socket.SafeHandle.DangerousRelease();
+            }
+        }
+    }
+
+    private const int EIntr = 4;
+
+    /// <summary>Linux errno values (the same on x86-64 and arm64) as the runtime maps them.</summary>
+    internal static SocketError Map(int errno) => errno switch
+    {
+        11 => SocketError.WouldBlock,            // EAGAIN
+        104 => SocketError.ConnectionReset,      // ECONNRESET
+        32 or 108 => SocketError.Shutdown,       // EPIPE, ESHUTDOWN
+        107 => SocketError.NotConnected,         // ENOTCONN
+        103 => SocketError.ConnectionAborted,    // ECONNABORTED
+        110 => SocketError.TimedOut,             // ETIMEDOUT
+        113 => SocketError.HostUnreachable,      // EHOSTUNREACH
+        101 => SocketError.NetworkUnreachable,   // ENETUNREACH
+        100 => SocketError.NetworkDown,          // ENETDOWN
+        102 => SocketError.NetworkReset,         // ENETRESET
+        9 => SocketError.OperationAborted,       // EBADF: closed under us
+        12 or 105 => SocketError.NoBufferSpaceAvailable, // ENOMEM, ENOBUFS
+        22 => SocketError.InvalidArgument,       // EINVAL
+        _ => SocketError.SocketError,
+    };
+
+    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
+    private static partial nint Recv(int fd, byte* buffer, nint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
+    private static partial nint SendBytes(int fd, byte* buffer, nint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    private static partial int Ioctl(int fd, nint request, int* argument);
+}
