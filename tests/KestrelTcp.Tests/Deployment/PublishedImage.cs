@@ -8,9 +8,10 @@ namespace KestrelTcp.Tests.Deployment;
 
 /// <summary>
 /// The container image without a container engine: replays the Dockerfile's build stage (its WORKDIR,
-/// COPY — honouring .dockerignore — and <c>dotnet</c> RUN steps, with TARGETARCH set to this machine's)
-/// into a temporary directory, then lays out the runtime stage's files, ENV, ENTRYPOINT and HEALTHCHECK
-/// so tests can run the published server as the image would. Published once per test class.
+/// COPY — honouring .dockerignore — and <c>dotnet</c> RUN steps, with TARGETARCH set to this machine's or
+/// another's) into a temporary directory, then lays out the runtime stage's files, ENV, ENTRYPOINT and HEALTHCHECK
+/// so tests can run the published server as the image would (on this machine's architecture). Published once
+/// per test class.
 /// </summary>
 public sealed class PublishedImage : IAsyncLifetime
 {
@@ -25,6 +26,21 @@ public sealed class PublishedImage : IAsyncLifetime
     private static readonly TimeSpan StepTimeout = TimeSpan.FromMinutes(3);
 
     private readonly StringBuilder buildLog = new();
+
+    /// <summary>The image for this machine's architecture, whose server the tests can run.</summary>
+    public PublishedImage()
+        : this(DockerArchitecture(RuntimeInformation.OSArchitecture))
+    {
+    }
+
+    /// <summary>
+    /// The image for <paramref name="targetArchitecture"/> (a Docker TARGETARCH: <c>amd64</c>, <c>arm64</c>), built as
+    /// <c>docker buildx build --platform linux/{targetArchitecture}</c> would: the build stage still runs on this machine.
+    /// </summary>
+    internal PublishedImage(string targetArchitecture) => TargetArchitecture = targetArchitecture;
+
+    /// <summary>The TARGETARCH the build stage ran with.</summary>
+    public string TargetArchitecture { get; }
 
     public string Root { get; } = Path.Combine(Path.GetTempPath(), "kestreltcp-image-" + Guid.NewGuid().ToString("N")[..8]);
 
@@ -56,12 +72,13 @@ public sealed class PublishedImage : IAsyncLifetime
 
         var variables = new Dictionary<string, string>
         {
-            ["TARGETARCH"] = DockerArchitecture(),
+            ["TARGETARCH"] = TargetArchitecture,
             ["TARGETOS"] = "linux",
-            ["BUILDARCH"] = DockerArchitecture(),
+            ["BUILDARCH"] = DockerArchitecture(RuntimeInformation.OSArchitecture),
             ["BUILDOS"] = "linux",
         };
-        variables["TARGETPLATFORM"] = variables["BUILDPLATFORM"] = "linux/" + variables["TARGETARCH"];
+        variables["TARGETPLATFORM"] = "linux/" + variables["TARGETARCH"];
+        variables["BUILDPLATFORM"] = "linux/" + variables["BUILDARCH"];
 
         var workdir = "/";
         foreach (var instruction in build.Instructions)
@@ -282,7 +299,8 @@ public sealed class PublishedImage : IAsyncLifetime
     private static string Map(string fsRoot, string containerPath) =>
         Path.GetFullPath(Path.Combine(fsRoot, containerPath.TrimStart('/')));
 
-    private static string DockerArchitecture() => RuntimeInformation.OSArchitecture switch
+    /// <summary>Docker's name (TARGETARCH, BUILDARCH) for an architecture.</summary>
+    internal static string DockerArchitecture(Architecture architecture) => architecture switch
     {
         Architecture.X64 => "amd64",
         Architecture.Arm64 => "arm64",

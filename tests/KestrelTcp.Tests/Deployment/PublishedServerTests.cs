@@ -30,6 +30,14 @@ public class PublishedServerTests(PublishedImage image) : IClassFixture<Publishe
     }
 
     [Fact]
+    public void Publish_BuildStage_ReadyToRunForThisMachinesArchitecture()
+    {
+        PublishedBinary.AssertApphostFor(image.Entrypoint[0], image.TargetArchitecture);
+        PublishedBinary.AssertReadyToRunFor(image.AppDirectory, image.TargetArchitecture);
+        PublishedBinary.AssertDepsTargetFor(image.AppDirectory, image.TargetArchitecture);
+    }
+
+    [Fact]
     public async Task Entrypoint_ImageEnvironment_EveryExposedPortAnswers()
     {
         var (environment, ports) = image.FreePortOverrides(settings);
