@@ -8,8 +8,8 @@
 #
 #   bench/run.sh                     full run (3 rounds, 10,000 held connections), about 7 minutes
 #   bench/run.sh --quick             1 round, short windows, 2,000 held connections, about 2 minutes
-#   options: --rounds N --seconds S --warmup S --hold N --hold-seconds S --startup-runs N
-#            --only "bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold startup"
+#   options: --rounds N --seconds S --warmup S --hold N --hold-large N --hold-seconds S --startup-runs N
+#            --only "bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold hold-large startup"
 #                   (names separated by spaces or commas: --only tls-bulk,tls-handshake)  --no-build  --out DIR
 #            --tls-key rsa|ec                     (TLS certificate: RSA 2048, the default, or ECDSA P-256)
 #            --server-env "DOTNET_gcServer=0 …"   (extra environment for KestrelTcp only)
@@ -34,16 +34,17 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ROUNDS=3 SECS=4 WARMUP=1 HOLD=10000 HOLD_SECS=15 PING=5 STARTUP_RUNS=3 BUILD=1 GREETING=0 GO_ON=1
-ONLY="startup bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold"
+ROUNDS=3 SECS=4 WARMUP=1 HOLD=10000 HOLD_LARGE=19000 HOLD_SECS=15 PING=5 STARTUP_RUNS=3 BUILD=1 GREETING=0 GO_ON=1
+ONLY="startup bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold hold-large"
 SERVER_ENV="" SERVER_ARGS="" OUT="" SERVER_DLL_OPT="" TLS_KEY=rsa
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --quick) ROUNDS=1 SECS=2 HOLD=2000 HOLD_SECS=4 PING=2 STARTUP_RUNS=1 ;;
+    --quick) ROUNDS=1 SECS=2 HOLD=2000 HOLD_LARGE=4000 HOLD_SECS=4 PING=2 STARTUP_RUNS=1 ;;
     --rounds) ROUNDS=$2; shift ;;
     --seconds) SECS=$2; shift ;;
     --warmup) WARMUP=$2; shift ;;
     --hold) HOLD=$2; shift ;;
+    --hold-large) HOLD_LARGE=$2; shift ;;
     --hold-seconds) HOLD_SECS=$2; shift ;;
     --startup-runs) STARTUP_RUNS=$2; shift ;;
     --only) ONLY=${2//,/ }; shift ;;
@@ -116,7 +117,7 @@ fi
 if [[ $GO_ON == 1 && ! -x $REFSERVER_GO ]]; then GO_ON=0; fi
 bench() { DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 dotnet "$BENCH_DLL" "$@"; }
 
-read -r K_ECHO K_TIME K_GREET K_HTTP R_ECHO R_TIME S_HTTP K_TLS H_TLS G_ECHO G_TIME <<<"$(bench ports 11)"
+read -r K_ECHO K_TIME K_GREET K_HTTP R_ECHO R_TIME S_HTTP K_TLS H_TLS G_ECHO G_TIME S_ECHO S_TIME <<<"$(bench ports 13)"
 # Set when the TLS cases run: the certificate's directory, HAProxy's process, whether KestrelTcp speaks TLS.
 TLS_DIR="" HAP_PID="" K_TLS_OK=0
 kestrel_args() {  # $1 echo, $2 time, $3 greeting, $4 http, [$5 TLS echo: the echo-tls listener, CONTRACT §6 keys]
@@ -169,6 +170,13 @@ if wants startup; then
   # shellcheck disable=SC2046,SC2086
   env $SERVER_ENV dotnet "$BENCH_DLL" startup --target kestreltcp --runs "$STARTUP_RUNS" --http-port "$S_HTTP" --case startup -- \
     dotnet "$SERVER_DLL" $(kestrel_args 0 0 0 "$S_HTTP") | tee -a "$RESULTS"
+  # The references have no HTTP port: ready when their echo port accepts a connection.
+  bench startup --target reference --runs "$STARTUP_RUNS" --tcp-port "$S_ECHO" --case startup -- \
+    "$REFSERVER" "$S_ECHO" "$S_TIME" 127.0.0.1 | tee -a "$RESULTS"
+  if [[ $GO_ON == 1 ]]; then
+    GOMAXPROCS=1 bench startup --target reference-go --runs "$STARTUP_RUNS" --tcp-port "$S_ECHO" --case startup -- \
+      "$REFSERVER_GO" "$S_ECHO" "$S_TIME" 127.0.0.1 | tee -a "$RESULTS"
+  fi
 fi
 
 # A TLS 1.3 handshake with the port, as openssl's client makes it: 0 when it completed.
@@ -334,6 +342,19 @@ if wants hold; then
     start_servers
     hold_case kestreltcp greeting
   fi
+fi
+if wants hold-large && [[ $HOLD_LARGE -gt 0 ]]; then
+  # As many as the open-files limit leaves room for (client and server are separate processes, each with the limit).
+  if [[ "$FDS" != unlimited && $((HOLD_LARGE + 256)) -gt $FDS ]]; then
+    echo "open-files limit is $FDS: holding $((FDS - 256)) connections instead of $HOLD_LARGE" >&2
+    HOLD_LARGE=$((FDS - 256))
+  fi
+  echo "== hold-large: $HOLD_LARGE connections for ${HOLD_SECS}s (KestrelTcp and the C reference; Go's 3 descriptors per connection do not fit)" >&2
+  stop_servers
+  TLS_ON=0
+  start_servers
+  hold_case kestreltcp echo "$HOLD_LARGE"
+  hold_case reference echo "$HOLD_LARGE"
 fi
 
 echo >&2

@@ -6,6 +6,7 @@ namespace KestrelTcp.Bench;
 /// <summary>
 /// startup: starts the server command R times and measures the time from process start to the first
 /// <c>/health/ready</c> = 200 (probed every 2 ms), then its resident memory after a few idle seconds.
+/// A reference server has no HTTP port: with <c>--tcp-port</c> it is ready when that port accepts a connection.
 /// </summary>
 internal static class Startup
 {
@@ -14,15 +15,17 @@ internal static class Startup
         var target = args.Str("target", "server");
         var runs = args.Int("runs", 5);
         var httpPort = args.Int("http-port", 0);
+        var tcpPort = args.Int("tcp-port", 0);
         var idleSeconds = args.Double("idle-seconds", 3);
-        if (args.Rest.Length == 0 || httpPort == 0)
+        if (args.Rest.Length == 0 || (httpPort == 0) == (tcpPort == 0))
         {
-            throw new ArgumentException("usage: startup --http-port P [--runs N] -- COMMAND ARGS…");
+            throw new ArgumentException("usage: startup (--http-port P | --tcp-port P) [--runs N] -- COMMAND ARGS…");
         }
 
         var ready = new List<double>();
         var rss = new List<long>();
         var http = new IPEndPoint(IPAddress.Loopback, httpPort);
+        var tcp = new IPEndPoint(IPAddress.Loopback, tcpPort);
         var scratch = new byte[4096];
         for (var r = 0; r < runs; r++)
         {
@@ -46,7 +49,7 @@ internal static class Startup
             double? at = null;
             while (sw.Elapsed.TotalSeconds < 30 && !process.HasExited)
             {
-                if (Probe.HttpGet(http, "/health/ready", 1000, scratch) == 200)
+                if (tcpPort != 0 ? Accepts(tcp) : Probe.HttpGet(http, "/health/ready", 1000, scratch) == 200)
                 {
                     at = sw.Elapsed.TotalMilliseconds;
                     break;
@@ -74,12 +77,26 @@ internal static class Startup
         ready.Sort();
         rss.Sort();
         new Result("startup", target)
-            .Add("runs", runs).Add("ready_runs", ready.Count)
+            .Add("round", 1).Add("runs", runs).Add("ready_runs", ready.Count)
             .Add("ready_ms_median", ready.Count > 0 ? ready[ready.Count / 2] : -1)
             .Add("ready_ms_min", ready.Count > 0 ? ready[0] : -1)
             .Add("ready_ms_max", ready.Count > 0 ? ready[^1] : -1)
             .Add("idle_rss_kib", rss.Count > 0 ? rss[rss.Count / 2] : -1)
             .Print();
         return 0;
+    }
+
+    private static bool Accepts(IPEndPoint endpoint)
+    {
+        using var socket = new System.Net.Sockets.Socket(endpoint.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        try
+        {
+            socket.Connect(endpoint);
+            return true;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
     }
 }

@@ -12,6 +12,8 @@ internal sealed partial class TcpConnectionListener(Socket socket, TcpTransportF
 
     public EndPoint EndPoint { get; } = socket.LocalEndPoint!;
 
+    // Pooled: each accept that waits for a client would otherwise leave its state machine box behind (~160 B per connection).
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
     {
         while (true)
