@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.AspNetCore.Connections;
 
 namespace KestrelTcp.Configuration;
@@ -5,7 +6,7 @@ namespace KestrelTcp.Configuration;
 /// <summary>A <see cref="ConnectionHandler"/> type registered under the name configuration refers to.</summary>
 internal sealed class HandlerRegistration
 {
-    internal HandlerRegistration(string name, Type handlerType, Func<IConfigurationSection, ICollection<string>, object?> parseOptions)
+    internal HandlerRegistration(string name, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] Type handlerType, Func<IConfigurationSection, ICollection<string>, object?> parseOptions)
     {
         Name = name;
         HandlerType = handlerType;
@@ -16,6 +17,7 @@ internal sealed class HandlerRegistration
     public string Name { get; }
 
     /// <summary>The handler type, created once per listener.</summary>
+    [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)]
     public Type HandlerType { get; }
 
     internal Func<IConfigurationSection, ICollection<string>, object?> ParseOptions { get; }

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using KestrelTcp.Faults;
 using KestrelTcp.ProxyProtocol;
 using KestrelTcp.Tls;
@@ -44,6 +45,7 @@ public sealed class ListenerDefinition
     public object? HandlerOptions { get; init; }
 
     /// <summary>The handler type registered under <see cref="HandlerName"/>, resolved at start-up.</summary>
+    [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)]
     internal Type? HandlerType { get; init; }
 
     /// <summary>The configuration key of the listener, e.g. <c>KestrelTcp:Listeners:echo</c>.</summary>

@@ -23,11 +23,17 @@ public static class ManagementEndpoints
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
+    /// <summary>Liveness: no check runs; answering at all is alive.</summary>
+    private static readonly HealthCheckOptions LiveProbe = new() { Predicate = _ => false };
+
+    /// <summary>Readiness: the checks tagged <see cref="ReadyTag"/>.</summary>
+    private static readonly HealthCheckOptions ReadyProbe = new() { Predicate = c => c.Tags.Contains(ReadyTag) };
+
     /// <summary>
     /// The management port: request logging (Serilog's, one event per request; the probes of
     /// <c>/health*</c>, <c>/metrics</c> and the dashboard's assets and polls at Debug so that a probe a second
     /// does not flood the log; opening the dashboard, <c>GET /</c>, is logged),
-    /// then the endpoints of <see cref="MapKestrelTcpManagement"/>.
+    /// then the two probes as middleware ahead of routing, then the endpoints of <see cref="MapKestrelTcpManagement"/>.
     /// </summary>
     public static WebApplication UseKestrelTcpManagement(this WebApplication app)
     {
@@ -41,6 +47,14 @@ public static class ManagementEndpoints
                 : exception is not null || context.Response.StatusCode >= StatusCodes.Status500InternalServerError ? Serilog.Events.LogEventLevel.Error
                 : Serilog.Events.LogEventLevel.Information;
         });
+        // The probes answer ahead of routing: the endpoint matcher is built on the first request that
+        // reaches it, and built for the first readiness probe it was ~250 JIT-compiled methods and
+        // 60-100 ms of process start to ready (issue 16); now the first /metrics or dashboard request
+        // builds it. The mapped /health/live and /health/ready endpoints stay behind, for the paths the
+        // middleware does not take (a trailing slash).
+        app.UseHealthChecks("/health/live", LiveProbe);
+        app.UseHealthChecks("/health/ready", ReadyProbe);
+        app.UseRouting();
         app.MapKestrelTcpManagement();
         return app;
     }
@@ -51,8 +65,8 @@ public static class ManagementEndpoints
     /// </summary>
     public static IEndpointRouteBuilder MapKestrelTcpManagement(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
-        endpoints.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains(ReadyTag) });
+        endpoints.MapHealthChecks("/health/live", LiveProbe);
+        endpoints.MapHealthChecks("/health/ready", ReadyProbe);
         endpoints.MapHealthChecks("/health", new HealthCheckOptions
         {
             Predicate = c => c.Tags.Contains(ReadyTag),

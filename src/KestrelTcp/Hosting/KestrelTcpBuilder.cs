@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using KestrelTcp.Configuration;
 using Microsoft.AspNetCore.Connections;
 
@@ -10,7 +11,7 @@ public sealed class KestrelTcpBuilder(IServiceCollection services)
     public IServiceCollection Services { get; } = services;
 
     /// <summary>Registers <typeparamref name="THandler"/> under <paramref name="name"/>; it takes no options.</summary>
-    public KestrelTcpBuilder AddHandler<THandler>(string name) where THandler : ConnectionHandler
+    public KestrelTcpBuilder AddHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>(string name) where THandler : ConnectionHandler
     {
         Services.AddSingleton(new HandlerRegistration(name, typeof(THandler), static (_, _) => null));
         return this;
@@ -21,7 +22,7 @@ public sealed class KestrelTcpBuilder(IServiceCollection services)
     /// listener's <c>Options</c> section at start-up; the handler gets them from
     /// <see cref="ListenerDefinition.GetHandlerOptions{TOptions}"/>.
     /// </summary>
-    public KestrelTcpBuilder AddHandler<THandler, TOptions>(string name)
+    public KestrelTcpBuilder AddHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler, TOptions>(string name)
         where THandler : ConnectionHandler
         where TOptions : class, IHandlerOptions<TOptions>
     {

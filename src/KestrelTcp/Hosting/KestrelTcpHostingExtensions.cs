@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using KestrelTcp.Configuration;
 using KestrelTcp.Diagnostics;
 using KestrelTcp.Handlers;
@@ -106,7 +107,7 @@ public static class KestrelTcpHostingExtensions
     }
 
     /// <summary>Registers one more handler on an application that already called <c>AddKestrelTcp()</c>.</summary>
-    public static IServiceCollection AddKestrelTcpHandler<THandler>(this IServiceCollection services, string name)
+    public static IServiceCollection AddKestrelTcpHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] THandler>(this IServiceCollection services, string name)
         where THandler : Microsoft.AspNetCore.Connections.ConnectionHandler
     {
         new KestrelTcpBuilder(services).AddHandler<THandler>(name);

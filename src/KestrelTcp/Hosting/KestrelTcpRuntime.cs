@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using KestrelTcp.Configuration;
 using KestrelTcp.Tls;
@@ -68,7 +69,7 @@ internal sealed class KestrelTcpRuntime(KestrelTcpOptions options, IServiceProvi
         }
     }
 
-    private static ConnectionHandler CreateHandler(Type type, ListenerDefinition listener, IServiceProvider services)
+    private static ConnectionHandler CreateHandler([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] Type type, ListenerDefinition listener, IServiceProvider services)
     {
         var wantsListener = type.GetConstructors(BindingFlags.Public | BindingFlags.Instance)
             .Any(c => c.GetParameters().Any(p => p.ParameterType == typeof(ListenerDefinition)));
