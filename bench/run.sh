@@ -92,6 +92,7 @@ fi
 BENCH_DLL=$ROOT/bench/KestrelTcp.Bench/bin/Release/net10.0/KestrelTcp.Bench.dll
 SERVER_DLL=${SERVER_DLL_OPT:-$ROOT/src/KestrelTcp/bin/Release/net10.0/KestrelTcp.dll}
 REFSERVER=$ROOT/bench/reference/build/refserver
+PUBLISHED=$ROOT/bench/published
 REFSERVER_GO=$ROOT/bench/reference/build/refserver-go
 if [[ $GO_ON == 1 ]] && ! command -v go >/dev/null; then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
@@ -106,6 +107,11 @@ if [[ $BUILD == 1 ]]; then
   dotnet build -c Release "$ROOT/bench/KestrelTcp.Bench/KestrelTcp.Bench.csproj" -nologo -v q >&2
   mkdir -p "$ROOT/bench/reference/build"
   cc -O2 -o "$REFSERVER" "$ROOT/bench/reference/refserver.c"
+  if wants startup && [[ -z $SERVER_DLL_OPT ]]; then
+    # The start-up case runs the server as the Docker image does: published for this machine (ReadyToRun).
+    dotnet publish -c Release -a "$(dotnet --info | awk '/RID:/{print $2; exit}' | sed 's/^linux-//')" \
+      "$ROOT/src/KestrelTcp/KestrelTcp.csproj" -o "$PUBLISHED" -nologo -v q >&2
+  fi
 fi
 if [[ $GO_ON == 1 ]] && command -v go >/dev/null && [[ $BUILD == 1 || ! -x $REFSERVER_GO ]]; then
   mkdir -p "$ROOT/bench/reference/build"
@@ -168,8 +174,17 @@ fi
 if wants startup; then
   echo "== startup: process start → /health/ready 200, idle RSS (unpinned, as a user starts it)" >&2
   # shellcheck disable=SC2046,SC2086
-  env $SERVER_ENV dotnet "$BENCH_DLL" startup --target kestreltcp --runs "$STARTUP_RUNS" --http-port "$S_HTTP" --case startup -- \
-    dotnet "$SERVER_DLL" $(kestrel_args 0 0 0 "$S_HTTP") | tee -a "$RESULTS"
+  if [[ -z $SERVER_DLL_OPT && -x $PUBLISHED/KestrelTcp ]]; then
+    # As the Docker image runs it: the ReadyToRun publish's apphost, in its folder, with the image's environment.
+    # shellcheck disable=SC2046,SC2086
+    env $SERVER_ENV ASPNETCORE_HTTP_PORTS= KestrelTcp__Shutdown__DrainTimeout=00:00:07 dotnet "$BENCH_DLL" startup --target kestreltcp \
+      --runs "$STARTUP_RUNS" --http-port "$S_HTTP" --cwd "$PUBLISHED" --case startup -- \
+      "$PUBLISHED/KestrelTcp" $(kestrel_args 0 0 0 "$S_HTTP") | tee -a "$RESULTS"
+  else
+    # shellcheck disable=SC2046,SC2086
+    env $SERVER_ENV dotnet "$BENCH_DLL" startup --target kestreltcp --runs "$STARTUP_RUNS" --http-port "$S_HTTP" --case startup -- \
+      dotnet "$SERVER_DLL" $(kestrel_args 0 0 0 "$S_HTTP") | tee -a "$RESULTS"
+  fi
   # The references have no HTTP port: ready when their echo port accepts a connection.
   bench startup --target reference --runs "$STARTUP_RUNS" --tcp-port "$S_ECHO" --case startup -- \
     "$REFSERVER" "$S_ECHO" "$S_TIME" 127.0.0.1 | tee -a "$RESULTS"

@@ -17,6 +17,7 @@ internal static class Startup
         var httpPort = args.Int("http-port", 0);
         var tcpPort = args.Int("tcp-port", 0);
         var idleSeconds = args.Double("idle-seconds", 3);
+        var directory = args.Str("cwd", "");
         if (args.Rest.Length == 0 || (httpPort == 0) == (tcpPort == 0))
         {
             throw new ArgumentException("usage: startup (--http-port P | --tcp-port P) [--runs N] -- COMMAND ARGS…");
@@ -35,6 +36,11 @@ internal static class Startup
                 RedirectStandardError = true,
                 UseShellExecute = false,
             };
+            if (directory.Length > 0)
+            {
+                psi.WorkingDirectory = directory;
+            }
+
             foreach (var a in args.Rest.Skip(1))
             {
                 psi.ArgumentList.Add(a);
