@@ -8,7 +8,7 @@
 #
 #   bench/run.sh                     full run (3 rounds, 10,000 held connections), about 7 minutes
 #   bench/run.sh --quick             1 round, short windows, 2,000 held connections, about 2 minutes
-#   options: --rounds N --seconds S --warmup S --hold N --hold-large N --hold-seconds S --startup-runs N
+#   options: --rounds N --seconds S --warmup S --server-warmup S --hold N --hold-large N --hold-seconds S --startup-runs N
 #            --only "bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold hold-large startup"
 #                   (names separated by spaces or commas: --only tls-bulk,tls-handshake)  --no-build  --out DIR
 #            --tls-key rsa|ec                     (TLS certificate: RSA 2048, the default, or ECDSA P-256)
@@ -34,15 +34,16 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ROUNDS=3 SECS=4 WARMUP=1 HOLD=10000 HOLD_LARGE=19000 HOLD_SECS=15 PING=5 STARTUP_RUNS=3 BUILD=1 GREETING=0 GO_ON=1
+ROUNDS=3 SECS=4 WARMUP=1 SERVER_WARMUP=3 HOLD=10000 HOLD_LARGE=19000 HOLD_SECS=15 PING=5 STARTUP_RUNS=3 BUILD=1 GREETING=0 GO_ON=1
 ONLY="startup bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold hold-large"
 SERVER_ENV="" SERVER_ARGS="" OUT="" SERVER_DLL_OPT="" TLS_KEY=rsa
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --quick) ROUNDS=1 SECS=2 HOLD=2000 HOLD_LARGE=4000 HOLD_SECS=4 PING=2 STARTUP_RUNS=1 ;;
+    --quick) ROUNDS=1 SECS=2 SERVER_WARMUP=1 HOLD=2000 HOLD_LARGE=4000 HOLD_SECS=4 PING=2 STARTUP_RUNS=1 ;;
     --rounds) ROUNDS=$2; shift ;;
     --seconds) SECS=$2; shift ;;
     --warmup) WARMUP=$2; shift ;;
+    --server-warmup) SERVER_WARMUP=$2; shift ;;
     --hold) HOLD=$2; shift ;;
     --hold-large) HOLD_LARGE=$2; shift ;;
     --hold-seconds) HOLD_SECS=$2; shift ;;
@@ -290,6 +291,21 @@ run_case() {  # $1 case, $2 round, $3 target, $4 client cpu, then bench argument
 
 # TLS: KestrelTcp (when its TLS answered) against HAProxy + C only, never the Go reference.
 tls_target() { [[ $1 == reference || ( $1 == kestreltcp && $K_TLS_OK == 1 ) ]]; }
+
+# The JIT's warm-up, once per server start: each plain scenario run against KestrelTcp for SERVER_WARMUP seconds,
+# results discarded. A JIT-compiled server starts on unoptimised code and tiers up as methods get hot; with
+# the server on one core the tiering thread competes with the work, and a 1 s warm-up before a 4 s window left
+# the accept path in instrumented tiers (docs/benchmarks.md, round 6). The C and Go servers are compiled ahead.
+warm_server() {
+  [[ $SERVER_WARMUP == 0 ]] && return 0
+  echo "== warming KestrelTcp up: ${SERVER_WARMUP}s of each plain scenario (not measured)" >&2
+  local w=(--target kestreltcp --pid "$K_PID" --case warmup --round 0 --warmup 0 --seconds "$SERVER_WARMUP")
+  wants bulk && taskset -c 1 dotnet "$BENCH_DLL" bulk --port "$K_ECHO" --connections 64 --chunk 16384 --window 65536 "${w[@]}" >/dev/null 2>&1 || true
+  wants pingpong_1 && taskset -c 0 dotnet "$BENCH_DLL" pingpong --port "$K_ECHO" --connections 1 --size 64 "${w[@]}" >/dev/null 2>&1 || true
+  wants pingpong_100 && taskset -c 1 dotnet "$BENCH_DLL" pingpong --port "$K_ECHO" --connections 100 --size 64 "${w[@]}" >/dev/null 2>&1 || true
+  wants accept_32 && taskset -c 1 dotnet "$BENCH_DLL" accept --port "$K_TIME" --workers 32 "${w[@]}" >/dev/null 2>&1 || true
+}
+warm_server
 
 TARGETS=(kestreltcp reference)
 if [[ $GO_ON == 1 ]]; then TARGETS+=(reference-go); fi
