@@ -14,8 +14,8 @@ namespace KestrelTcp.Transport;
 /// and only one that finds the socket's buffer full waits through the runtime (<c>SendAsync</c>).
 /// <para>
 /// The sets are process-wide, as the runtime's own socket engines are: one per processor with inline
-/// completions (the event thread runs the handler), one otherwise (it queues the reader to the
-/// thread pool). Their threads live as long as the process.
+/// completions (the event thread runs the handler), one otherwise (the reader's receive runs on the
+/// event thread, the handler's continuation on the thread pool). Their threads live as long as the process.
 /// </para>
 /// </summary>
 internal sealed partial class EpollEngine

@@ -26,7 +26,7 @@ namespace KestrelTcp.Transport;
 /// (<see cref="TcpConnection.CloseReason"/>), the client's FIN as a completed result.
 /// </para>
 /// </summary>
-internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IThreadPoolWorkItem, IDisposable
+internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisposable
 {
     /// <summary>Below this much free space in the last block, a receive takes a fresh block.</summary>
     private const int MinimumReceiveSpace = 2048;
@@ -545,8 +545,8 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IThre
     }
 
     /// <summary>
-    /// On the engine's event thread: bytes, the end or an error arrived. An armed wait ends (on this
-    /// thread with inline completions, else on the thread pool); otherwise the next wait finds it signaled.
+    /// On the engine's event thread: bytes, the end or an error arrived. An armed wait ends here;
+    /// otherwise the next wait finds it signaled.
     /// </summary>
     internal void OnReadiness(bool hangUp)
     {
@@ -575,15 +575,10 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IThre
 
             if (Interlocked.CompareExchange(ref _readiness, Idle, Armed) == Armed)
             {
-                if (_source.RunContinuationsAsynchronously)
-                {
-                    ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
-                }
-                else
-                {
-                    OnReadable(SocketError.Success);
-                }
-
+                // On this thread either way, as the runtime's socket engine completes a receive: the reader's
+                // bookkeeping and receive do not block, and without inline completions the handler's
+                // continuation goes to the thread pool from _source (RunContinuationsAsynchronously).
+                OnReadable(SocketError.Success);
                 return;
             }
         }
@@ -612,8 +607,6 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IThre
             ThreadPool.UnsafeQueueUserWorkItem(static input => input.OnReadable(SocketError.OperationAborted), this, preferLocal: false);
         }
     }
-
-    void IThreadPoolWorkItem.Execute() => OnReadable(SocketError.Success);
 
     /// <summary>Receives what the socket holds without blocking: the byte count, 0 at the client's FIN, or <see cref="WouldBlock"/> / <see cref="Failed"/>.</summary>
     private int ReceiveNow()
