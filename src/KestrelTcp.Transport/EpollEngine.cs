@@ -23,11 +23,15 @@ internal sealed partial class EpollEngine
     private const int MaxEvents = 512;
     private const int EpollCtlAdd = 1;
     private const uint EpollIn = 0x001;
+    private const uint EpollPri = 0x002;
     private const uint EpollErr = 0x008;
     private const uint EpollHup = 0x010;
     private const uint EpollRdHup = 0x2000;
     private const uint EpollEdgeTriggered = 1u << 31;
     private const int EIntr = 4;
+
+    // Bytes, urgent data (a receive stops short at the urgent mark), the client's FIN; edge-triggered.
+    private const uint Interest = EpollIn | EpollPri | EpollRdHup | EpollEdgeTriggered;
 
     // x86-64's struct epoll_event is packed (12 bytes, data at offset 4); elsewhere it is naturally aligned (16, at 8).
     private static readonly bool s_packed = RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.X86;
@@ -50,8 +54,12 @@ internal sealed partial class EpollEngine
         thread.UnsafeStart();
     }
 
-    /// <summary>Whether readiness comes from epoll here (Linux), rather than from a zero-byte receive.</summary>
-    public static bool IsSupported => OperatingSystem.IsLinux();
+    /// <summary>
+    /// Whether readiness comes from epoll here, rather than from a zero-byte receive: Linux on the
+    /// architectures whose epoll_event layout and FIONBIO this knows (x64, x86, arm64, arm).
+    /// </summary>
+    public static bool IsSupported => OperatingSystem.IsLinux()
+        && RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.Arm64 or Architecture.X86 or Architecture.Arm;
 
     /// <summary>The set the next connection registers with: round robin over the process's sets.</summary>
     public static EpollEngine Next(bool inline)
@@ -80,15 +88,24 @@ internal sealed partial class EpollEngine
                 return SocketError.Success;
             }
 
+            // Out of epoll watches (ENOSPC: fs.epoll.max_user_watches) or memory: the read fails with it.
+            var error = SocketCalls.Map(Marshal.GetLastPInvokeError());
             Release(slot);
             slot = -1;
-            return SocketError.OperationAborted;
+            return error;
         }
         catch (ObjectDisposedException)
         {
             Release(slot);
             slot = -1;
             return SocketError.OperationAborted;
+        }
+        catch
+        {
+            // Whatever else: the slot must not keep the connection alive.
+            Release(slot);
+            slot = -1;
+            throw;
         }
         finally
         {
@@ -125,16 +142,27 @@ internal sealed partial class EpollEngine
             }
 
             var count = inline ? Math.Clamp(Environment.ProcessorCount, 1, 16) : 1;
+            // Every epoll descriptor first: a failure part-way closes them, and no thread was started yet.
+            var descriptors = new int[count];
+            for (var i = 0; i < count; i++)
+            {
+                descriptors[i] = EpollCreate1(0x80000 /* EPOLL_CLOEXEC */);
+                if (descriptors[i] < 0)
+                {
+                    var error = SocketCalls.Map(Marshal.GetLastPInvokeError());
+                    for (var j = 0; j < i; j++)
+                    {
+                        _ = CloseDescriptor(descriptors[j]);
+                    }
+
+                    throw new SocketException((int)error);
+                }
+            }
+
             var engines = new EpollEngine[count];
             for (var i = 0; i < count; i++)
             {
-                var epoll = EpollCreate1(0x80000 /* EPOLL_CLOEXEC */);
-                if (epoll < 0)
-                {
-                    throw new SocketException(Marshal.GetLastPInvokeError());
-                }
-
-                engines[i] = new EpollEngine(epoll, $"KestrelTcp epoll {(inline ? "inline" : "pooled")} {i}");
+                engines[i] = new EpollEngine(descriptors[i], $"KestrelTcp epoll {(inline ? "inline" : "pooled")} {i}");
             }
 
             if (inline)
@@ -207,7 +235,15 @@ internal sealed partial class EpollEngine
                 var input = Volatile.Read(ref entry.Input);
                 if (input is not null && Volatile.Read(ref entry.Generation) == (int)(data >> 32))
                 {
-                    input.OnReadiness((flags & (EpollRdHup | EpollHup | EpollErr)) != 0);
+                    try
+                    {
+                        input.OnReadiness((flags & (EpollRdHup | EpollHup | EpollErr)) != 0, (flags & EpollPri) != 0);
+                    }
+                    catch (Exception ex)
+                    {
+                        // As the runtime's socket engine: nothing may escape the event loop, which serves every socket in its set.
+                        Environment.FailFast("KestrelTcp: exception thrown from the epoll event loop.", ex);
+                    }
                 }
             }
         }
@@ -215,15 +251,18 @@ internal sealed partial class EpollEngine
 
     private unsafe int AddPacked(int fd, ulong data)
     {
-        var ev = new PackedEvent { Events = EpollIn | EpollRdHup | EpollEdgeTriggered, Data = data };
+        var ev = new PackedEvent { Events = Interest, Data = data };
         return EpollCtl(_epoll, EpollCtlAdd, fd, &ev);
     }
 
     private unsafe int AddAligned(int fd, ulong data)
     {
-        var ev = new AlignedEvent { Events = EpollIn | EpollRdHup | EpollEdgeTriggered, Data = data };
+        var ev = new AlignedEvent { Events = Interest, Data = data };
         return EpollCtl(_epoll, EpollCtlAdd, fd, &ev);
     }
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int CloseDescriptor(int fd);
 
     [LibraryImport("libc", EntryPoint = "epoll_create1", SetLastError = true)]
     private static partial int EpollCreate1(int flags);

@@ -11,6 +11,11 @@ namespace KestrelTcp.Transport;
 /// life, with its locks); the descriptor is made non-blocking here instead (<see cref="SetNonBlocking"/>),
 /// and the <see cref="Socket"/> still owns it (options, shutdown, close, and <c>SendAsync</c> when a
 /// send finds the socket full). Errors come back as the runtime's <see cref="SocketError"/> values.
+/// <para>
+/// The <see cref="Socket"/> a handler can get from <c>IConnectionSocketFeature</c> therefore still says
+/// <c>Blocking = true</c> over a non-blocking descriptor: its synchronous <c>Receive</c>/<c>Send</c> would
+/// report a would-block as <see cref="SocketError.TimedOut"/>. Handlers use the connection's pipes.
+/// </para>
 /// </summary>
 internal static unsafe partial class SocketCalls
 {
@@ -141,6 +146,8 @@ internal static unsafe partial class SocketCalls
         9 => SocketError.OperationAborted,       // EBADF: closed under us
         12 or 105 => SocketError.NoBufferSpaceAvailable, // ENOMEM, ENOBUFS
         22 => SocketError.InvalidArgument,       // EINVAL
+        28 => SocketError.NoBufferSpaceAvailable, // ENOSPC (epoll watches)
+        24 or 23 => SocketError.TooManyOpenSockets, // EMFILE, ENFILE
         _ => SocketError.SocketError,
     };
 

@@ -49,7 +49,8 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     private readonly ReadinessWaiter? _waiter;
     private int _slot = -1;    // the engine's slot, once registered; SlotClosed after the close
     private int _readiness;    // Idle, Armed, Signaled or Closed (engine only)
-    private bool _hangUp;      // the engine reported the client's FIN, a reset or an error: it will not signal again
+    private int _hangUp;       // 1: the engine reported the client's FIN, a reset or an error: it will not signal again
+    private int _urgent;       // 1: urgent data was reported (a receive stops short at its mark); until a receive finds nothing
     private bool _wouldBlock;  // the last receive found nothing
     private ManualResetValueTaskSourceCore<ReadResult> _source;
     private CancellationTokenRegistration _cancellation;
@@ -520,7 +521,9 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
 
         // Edge-triggered events come for arrivals: a FIN or reset that came with bytes received since will
         // not signal again, so once one was reported a wait is a receive, until a receive finds nothing.
-        if (Volatile.Read(ref _hangUp) && !_wouldBlock)
+        // Likewise after urgent data: a receive returns what comes before the urgent mark and stops short of
+        // the rest, which also came with that one edge.
+        if ((Volatile.Read(ref _hangUp) | Volatile.Read(ref _urgent)) != 0 && !_wouldBlock)
         {
             status = SocketError.Success;
             return false;
@@ -534,8 +537,9 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
                 status = SocketError.Success;
                 return true;
             case Signaled:
-                // Any arrival after this write signals again; the receive that follows takes the earlier ones.
-                Volatile.Write(ref _readiness, Idle);
+                // Any arrival after this signals again; the receive that follows takes the earlier ones. (A
+                // compare, not a write: the close may have made it Closed meanwhile.)
+                _ = Interlocked.CompareExchange(ref _readiness, Idle, Signaled);
                 status = SocketError.Success;
                 return false;
             default:
@@ -548,11 +552,17 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     /// On the engine's event thread: bytes, the end or an error arrived. An armed wait ends here;
     /// otherwise the next wait finds it signaled.
     /// </summary>
-    internal void OnReadiness(bool hangUp)
+    internal void OnReadiness(bool hangUp, bool urgent)
     {
+        // Full fences: seen by the reader before it reads the state this publishes below.
         if (hangUp)
         {
-            Volatile.Write(ref _hangUp, true);
+            Interlocked.Exchange(ref _hangUp, 1);
+        }
+
+        if (urgent)
+        {
+            Interlocked.Exchange(ref _urgent, 1);
         }
 
         while (true)
@@ -617,6 +627,8 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         var space = target.Free;
         int received;
         SocketError status;
+        // Taken before the receive: urgent data reported after this point sets it again.
+        var urgent = _engine is not null && Volatile.Read(ref _urgent) != 0 ? Interlocked.Exchange(ref _urgent, 0) : 0;
         try
         {
             received = _engine is not null
@@ -630,6 +642,12 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         }
 
         _wouldBlock = status == SocketError.WouldBlock;
+        if (urgent != 0 && !_wouldBlock)
+        {
+            // Not everything after the urgent mark may be received yet: the next wait receives again.
+            Interlocked.Exchange(ref _urgent, 1);
+        }
+
         if (status == SocketError.Success && received > 0)
         {
             if (rented)

@@ -481,6 +481,37 @@ public class TcpTransportTests
         Assert.True(result.IsCompleted);
     }
 
+    /// <summary>
+    /// Urgent data (telnet's Synch, any MSG_OOB send): a receive stops short at the urgent mark, with
+    /// the bytes after it already in the kernel and no new arrival to signal them. Sent before the
+    /// first read, so that one edge reports all three pieces; the read still gets everything but the
+    /// out-of-band byte. Without urgent data in the epoll interest the reader waited for an edge that
+    /// never came.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ReadAsync_UrgentDataInTheStream_BytesAfterTheMarkStillRead(bool epoll)
+    {
+        await using var loop = await Loopback.OpenAsync(inline: true, epoll: epoll);
+        var client = loop.Client.Socket;
+        client.Send("AAAA"u8);
+        client.Send("B"u8, SocketFlags.OutOfBand);
+        client.Send("CCCC"u8);
+        // Let all three reach the server's socket before it reads (a short pause, not a wait for anything).
+        await Task.Delay(200);
+
+        var received = new List<byte>();
+        while (received.Count < 8)
+        {
+            var result = await loop.Input.ReadAsync().AsTask().WaitAsync(Timeout);
+            received.AddRange(result.Buffer.ToArray());
+            loop.Input.AdvanceTo(result.Buffer.End);
+        }
+
+        Assert.Equal("AAAACCCC", System.Text.Encoding.ASCII.GetString(received.ToArray()));
+    }
+
     // ---- Connection and features
 
     /// <summary>
