@@ -8,9 +8,13 @@ namespace KestrelTcp.Connections;
 /// The outermost middleware of every TCP listener: refuses a connection over the listener's limits,
 /// or while the server drains, before anything counts it as accepted. A refused connection gets
 /// the handler's busy reply (if it has one) and a graceful close, and is counted by reason. An
-/// accepted connection's place is given back here, in this middleware's own <c>finally</c>.
+/// accepted connection's place is given back here, in this middleware's own <c>finally</c>, or, with
+/// <paramref name="handOff"/>, by the tracking middleware that comes right after it
+/// (<see cref="ConnectionTrackingMiddleware"/>, <c>releasesLimit</c>): then this one keeps no frame of
+/// its own for the connection's life (120 B per held connection). Only without a per-client limit (the
+/// place is then the same for every client) and with nothing between the two that can end a connection.
 /// </summary>
-internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, ListenerRuntime listener, ILogger logger)
+internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, ListenerRuntime listener, ILogger logger, bool handOff = false)
 {
     public Task OnConnectionAsync(ConnectionContext connection)
     {
@@ -35,7 +39,7 @@ internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, Listene
                 : Task.CompletedTask;
         }
 
-        return RunAsync(connection, client);
+        return handOff ? next(connection) : RunAsync(connection, client);
     }
 
     // Held, unread, like a connection in a classic server's listen backlog, until an open one closes.
@@ -56,7 +60,7 @@ internal sealed class ConnectionLimitMiddleware(ConnectionDelegate next, Listene
             return;
         }
 
-        await RunAsync(connection, client);
+        await (handOff ? next(connection) : RunAsync(connection, client));
     }
 
     private async Task RunAsync(ConnectionContext connection, System.Net.IPAddress? client)

@@ -10,40 +10,54 @@ namespace KestrelTcp.Connections;
 /// (its transport adds its bytes to the listener's totals from the first byte: <see cref="TransferCountingExtensions.UseTransferCounting"/>), answers the connection's close request
 /// (<see cref="TrackedConnection"/>), and on the way out decides the close reason (the one owner
 /// of it: a reason recorded earlier by the handler, the idle timeout or the drain wins; otherwise the
-/// client's doing or ours), records it with the duration, and logs one event.
+/// client's doing or ours), records it with the duration, and logs one event. With
+/// <paramref name="releasesLimit"/> it also gives back the place the limit middleware right before it
+/// took (its hand-off), last, as that middleware's own <c>finally</c> would.
 /// </summary>
-internal sealed class ConnectionTrackingMiddleware(ConnectionDelegate next, ListenerRuntime listener, KestrelTcpMetrics metrics, ILogger logger, TimeProvider time)
+internal sealed class ConnectionTrackingMiddleware(
+    ConnectionDelegate next, ListenerRuntime listener, KestrelTcpMetrics metrics, ILogger logger, TimeProvider time, bool releasesLimit = false)
 {
     public async Task OnConnectionAsync(ConnectionContext connection)
     {
-        var transfer = connection.Features.Get<IConnectionTransferFeature>()
-            ?? throw new InvalidOperationException($"{nameof(TransferCountingExtensions.UseTransferCounting)} must run before the tracking middleware.");
-        var tracked = new TrackedConnection(connection, transfer, time.GetTimestamp());
-        listener.OnAccepted(tracked);
-        if (listener.IsDraining)
-        {
-            // Admitted just before the drain began, listed just after it asked every open connection
-            // to finish: it is asked now, so that it does not wait for the drain's timeout.
-            tracked.RequestClose(CloseReason.Shutdown);
-        }
-
+        // One method, one frame for the connection's life: the limit's hand-off adds no frame of its own.
         try
         {
-            await next(connection);
-        }
-        catch (Exception ex) when (IsClientGone(ex))
-        {
-            // A reset or a vanished client is ordinary network life, not our fault.
-            tracked.SetCloseReason(CloseReason.Client);
-        }
-        catch (Exception ex)
-        {
-            tracked.SetCloseReason(CloseReason.Error);
-            Log.ConnectionFailed(logger, ex, listener.Name, connection.ConnectionId);
+            var transfer = connection.Features.Get<IConnectionTransferFeature>()
+                ?? throw new InvalidOperationException($"{nameof(TransferCountingExtensions.UseTransferCounting)} must run before the tracking middleware.");
+            var tracked = new TrackedConnection(connection, transfer, time.GetTimestamp());
+            listener.OnAccepted(tracked);
+            if (listener.IsDraining)
+            {
+                // Admitted just before the drain began, listed just after it asked every open connection
+                // to finish: it is asked now, so that it does not wait for the drain's timeout.
+                tracked.RequestClose(CloseReason.Shutdown);
+            }
+
+            try
+            {
+                await next(connection);
+            }
+            catch (Exception ex) when (IsClientGone(ex))
+            {
+                // A reset or a vanished client is ordinary network life, not our fault.
+                tracked.SetCloseReason(CloseReason.Client);
+            }
+            catch (Exception ex)
+            {
+                tracked.SetCloseReason(CloseReason.Error);
+                Log.ConnectionFailed(logger, ex, listener.Name, connection.ConnectionId);
+            }
+            finally
+            {
+                Closed(tracked);
+            }
         }
         finally
         {
-            Closed(tracked);
+            if (releasesLimit)
+            {
+                listener.Limiter.Release(null);
+            }
         }
     }
 

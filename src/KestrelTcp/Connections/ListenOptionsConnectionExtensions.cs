@@ -21,9 +21,17 @@ internal static class ListenOptionsConnectionExtensions
 
     /// <summary>Refuses connections over the listener's limits or while it drains; gives the place back when an accepted one ends.</summary>
     public static IConnectionBuilder UseConnectionLimits(this IConnectionBuilder builder, ListenerRuntime listener, ILogger logger) =>
-        builder.Use(next => new ConnectionLimitMiddleware(next, listener, logger).OnConnectionAsync);
+        builder.Use(next => new ConnectionLimitMiddleware(next, listener, logger, LimitHandedToTracking(listener)).OnConnectionAsync);
 
-    /// <summary>Counts, lists, closes and logs each accepted connection.</summary>
+    /// <summary>Counts, lists, closes and logs each accepted connection (and gives back the limit's place when handed it).</summary>
     public static IConnectionBuilder UseConnectionTracking(this IConnectionBuilder builder, ListenerRuntime listener, KestrelTcpMetrics metrics, ILogger logger, TimeProvider time) =>
-        builder.Use(next => new ConnectionTrackingMiddleware(next, listener, metrics, logger, time).OnConnectionAsync);
+        builder.Use(next => new ConnectionTrackingMiddleware(next, listener, metrics, logger, time, LimitHandedToTracking(listener)).OnConnectionAsync);
+
+    /// <summary>
+    /// Whether the tracking middleware gives the limit's place back: when it comes right after the limits
+    /// (no TLS handshake between them, which can end a connection before it is tracked) and the place
+    /// is the same for every client (no per-client limit). See <see cref="ConnectionLimitMiddleware"/>.
+    /// </summary>
+    internal static bool LimitHandedToTracking(ListenerRuntime listener) =>
+        listener.Tls is null && listener.Definition.Limits.MaxConnectionsPerClient == 0;
 }
