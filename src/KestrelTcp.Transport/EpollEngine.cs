@@ -94,17 +94,16 @@ internal sealed partial class EpollEngine
             slot = -1;
             return error;
         }
-        catch (ObjectDisposedException)
+        catch (Exception ex)
         {
+            // The slot must not keep the connection alive; a socket closed meanwhile is the close, anything else is thrown.
             Release(slot);
             slot = -1;
-            return SocketError.OperationAborted;
-        }
-        catch
-        {
-            // Whatever else: the slot must not keep the connection alive.
-            Release(slot);
-            slot = -1;
+            if (ex is ObjectDisposedException)
+            {
+                return SocketError.OperationAborted;
+            }
+
             throw;
         }
         finally

@@ -47,70 +47,43 @@ internal static unsafe partial class SocketCalls
     /// <summary>As <c>Socket.Receive(span, SocketFlags.None, out error)</c> on a non-blocking socket.</summary>
     public static int Receive(Socket socket, Span<byte> buffer, out SocketError error)
     {
-        var added = false;
-        try
+        fixed (byte* bytes = buffer)
         {
-            socket.SafeHandle.DangerousAddRef(ref added);
-            var fd = (int)socket.SafeHandle.DangerousGetHandle();
-            fixed (byte* bytes = buffer)
-            {
-                while (true)
-                {
-                    var received = Recv(fd, bytes, buffer.Length, 0);
-                    if (received >= 0)
-                    {
-                        error = SocketError.Success;
-                        return (int)received;
-                    }
-
-                    var errno = Marshal.GetLastPInvokeError();
-                    if (errno != EIntr)
-                    {
-                        error = Map(errno);
-                        return 0;
-                    }
-                }
-            }
-        }
-        catch (ObjectDisposedException)
-        {
-            error = SocketError.OperationAborted;
-            return 0;
-        }
-        finally
-        {
-            if (added)
-            {
-                socket.SafeHandle.DangerousRelease();
-            }
+            return Transfer(socket, bytes, buffer.Length, send: false, out error);
         }
     }
 
     /// <summary>As <c>Socket.Send(span, SocketFlags.None, out error)</c> on a non-blocking socket (never raising SIGPIPE).</summary>
     public static int Send(Socket socket, ReadOnlySpan<byte> buffer, out SocketError error)
     {
+        fixed (byte* bytes = buffer)
+        {
+            return Transfer(socket, bytes, buffer.Length, send: true, out error);
+        }
+    }
+
+    /// <summary>One recv or send, retried on EINTR, with the descriptor kept open meanwhile: the byte count, or 0 and the error.</summary>
+    private static int Transfer(Socket socket, byte* bytes, int length, bool send, out SocketError error)
+    {
         var added = false;
         try
         {
             socket.SafeHandle.DangerousAddRef(ref added);
             var fd = (int)socket.SafeHandle.DangerousGetHandle();
-            fixed (byte* bytes = buffer)
+            while (true)
             {
-                while (true)
+                var done = send ? SendBytes(fd, bytes, length, MsgNoSignal) : Recv(fd, bytes, length, 0);
+                if (done >= 0)
                 {
-                    var sent = SendBytes(fd, bytes, buffer.Length, MsgNoSignal);
-                    if (sent >= 0)
-                    {
-                        error = SocketError.Success;
-                        return (int)sent;
-                    }
+                    error = SocketError.Success;
+                    return (int)done;
+                }
 
-                    var errno = Marshal.GetLastPInvokeError();
-                    if (errno != EIntr)
-                    {
-                        error = Map(errno);
-                        return 0;
-                    }
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno != EIntr)
+                {
+                    error = Map(errno);
+                    return 0;
                 }
             }
         }
