@@ -49,7 +49,11 @@ internal static class KestrelTcpOptionsReader
             InlineScheduling = ReadBool(transport, "InlineScheduling", true, problems),
             Kind = ReadTransportKind(transport, problems),
         };
-        var logging = new LoggingOptions { ConsoleFormat = ReadEnum(root.GetSection("Logging:ConsoleFormat"), ConsoleFormat.Text, "a console format", problems) };
+        var logging = new LoggingOptions
+        {
+            ConsoleFormat = ReadEnum(root.GetSection("Logging:ConsoleFormat"), ConsoleFormat.Text, "a console format", problems),
+            Serilog = Diagnostics.SerilogSettings.Read(configuration.GetSection("Serilog"), problems),
+        };
         var limits = ReadLimits(root.GetSection("Limits"), ConnectionLimits.Default, problems);
         var shutdown = root.GetSection("Shutdown");
         var shutdownOptions = new ShutdownOptions

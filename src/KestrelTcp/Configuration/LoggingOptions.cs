@@ -9,6 +9,9 @@ internal sealed record LoggingOptions
     /// event's properties as fields: what a container's log collector wants).
     /// </summary>
     public ConsoleFormat ConsoleFormat { get; init; } = ConsoleFormat.Text;
+
+    /// <summary>The <c>Serilog</c> section: levels, properties and sinks (<see cref="Diagnostics.SerilogSettings"/>).</summary>
+    public Diagnostics.SerilogSettings Serilog { get; init; } = Diagnostics.SerilogSettings.Empty;
 }
 
 /// <summary>The console formats.</summary>

@@ -10,8 +10,8 @@ namespace KestrelTcp.Diagnostics;
 /// <summary>
 /// Serilog, wired as Serilog.AspNetCore documents it for a .NET host: a bootstrap logger for what
 /// happens before the host is built (invalid configuration is written through it, one plain line
-/// per problem on stderr), then <c>AddSerilog</c> reading the <c>Serilog</c> section with the
-/// host's services. Without a <c>Serilog:WriteTo</c> the console sits behind Serilog's async sink,
+/// per problem on stderr), then <c>AddSerilog</c> with the <c>Serilog</c> section as read at start-up
+/// (<see cref="SerilogSettings"/>) and the host's services. Without a <c>Serilog:WriteTo</c> the console sits behind Serilog's async sink,
 /// so a slow terminal or pipe never blocks a connection; what that sink has to drop is counted and
 /// reported by <see cref="LogDropReporter"/>. <c>KestrelTcp:Logging:ConsoleFormat</c> picks plain
 /// text (people at a terminal) or one compact-JSON event per line (containers).
@@ -36,14 +36,14 @@ internal static class KestrelTcpLogging
         services.AddSingleton<LogDropMonitor>();
         services.AddHostedService<LogDropReporter>();
         services.AddSerilog(
-            (provider, logger) => Configure(logger, provider.GetRequiredService<IConfiguration>(), provider.GetRequiredService<KestrelTcpOptions>().Logging,
+            (provider, logger) => Configure(logger, provider.GetRequiredService<KestrelTcpOptions>().Logging,
                 provider.GetRequiredService<LogDropMonitor>()).ReadFrom.Services(provider),
             preserveStaticLogger: true,
             writeToProviders: true);
         KestrelScopeFilter.Apply(services);
     }
 
-    public static LoggerConfiguration Configure(LoggerConfiguration logger, IConfiguration configuration, LoggingOptions options, IAsyncLogEventSinkMonitor? monitor = null)
+    public static LoggerConfiguration Configure(LoggerConfiguration logger, LoggingOptions options, IAsyncLogEventSinkMonitor? monitor = null)
     {
         logger
             .MinimumLevel.Information()
@@ -52,10 +52,10 @@ internal static class KestrelTcpLogging
             // The health check service logs every Unhealthy result at Error: readiness 503 while starting and
             // draining is expected, and with probes every few seconds it would fill the log with false errors.
             .MinimumLevel.Override("Microsoft.Extensions.Diagnostics.HealthChecks", LogEventLevel.Fatal)
-            .Enrich.FromLogContext()
-            .ReadFrom.Configuration(configuration);
+            .Enrich.FromLogContext();
+        options.Serilog.Apply(logger);
 
-        if (!configuration.GetSection("Serilog:WriteTo").Exists())
+        if (!options.Serilog.HasSinks)
         {
             logger.WriteTo.Async(
                 sink =>
