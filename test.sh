@@ -6,6 +6,8 @@
 #   openssl: s_client, a real TLS client (SNI, ALPN, client certificates, protocol pinning)
 #   chromium: the headless browser Playwright drives for the dashboard's tests (browsers cannot be
 #     downloaded here, so Playwright uses this one through its ExecutablePath; nothing is downloaded)
+#   clang, llvm, zlib and the other architecture's cross linker: the deployment tests publish the server
+#     Native AOT for both architectures, as the Docker image's build stage does (deploy/aot-toolchain.sh)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -29,6 +31,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus haproxy >/dev/null 2>&1 || true; fi
   if command -v service >/dev/null 2>&1; then service haproxy stop >/dev/null 2>&1 || true; fi
 fi
+
+build_arch=$(dpkg --print-architecture)
+deploy/aot-toolchain.sh "$build_arch" "$build_arch"
+deploy/aot-toolchain.sh "$([ "$build_arch" = arm64 ] && echo amd64 || echo arm64)" "$build_arch"
 
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 exec dotnet test "$@"

@@ -14,7 +14,10 @@
 #            --tls-key rsa|ec                     (TLS certificate: RSA 2048, the default, or ECDSA P-256)
 #            --server-env "DOTNET_gcServer=0 …"   (extra environment for KestrelTcp only)
 #            --server-args "--KestrelTcp:… …"     (extra command-line configuration for KestrelTcp)
-#            --server-dll PATH                    (another KestrelTcp build, for A/B runs; implies --no-build of it)
+#            --server-dll PATH                    (another KestrelTcp build, for A/B runs; implies --no-build of it;
+#                                                  a path not ending in .dll is run as an executable: a Native AOT publish)
+#            --aot                                (every case against the Native AOT publish the image runs,
+#                                                  bench/published/KestrelTcp, instead of the JIT Release build)
 #            --greeting                          (also hold Greeting connections)
 #            --no-go                              (without the Go reference)
 #
@@ -55,6 +58,7 @@ while [[ $# -gt 0 ]]; do
     --server-env) SERVER_ENV=$2; shift ;;
     --server-args) SERVER_ARGS=$2; shift ;;
     --server-dll) SERVER_DLL_OPT=$2; shift ;;
+    --aot) AOT=1 ;;
     --greeting) GREETING=1 ;;
     --no-go) GO_ON=0 ;;
     -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
@@ -92,8 +96,11 @@ fi
 
 BENCH_DLL=$ROOT/bench/KestrelTcp.Bench/bin/Release/net10.0/KestrelTcp.Bench.dll
 SERVER_DLL=${SERVER_DLL_OPT:-$ROOT/src/KestrelTcp/bin/Release/net10.0/KestrelTcp.dll}
+# How the server is started: `dotnet X.dll` for a build, the file itself for a Native AOT executable.
+server_command() { if [[ $SERVER_DLL == *.dll ]]; then echo dotnet "$SERVER_DLL"; else echo "$SERVER_DLL"; fi; }
 REFSERVER=$ROOT/bench/reference/build/refserver
 PUBLISHED=$ROOT/bench/published
+[[ ${AOT:-0} == 1 && -z $SERVER_DLL_OPT ]] && SERVER_DLL=$PUBLISHED/KestrelTcp
 REFSERVER_GO=$ROOT/bench/reference/build/refserver-go
 if [[ $GO_ON == 1 ]] && ! command -v go >/dev/null; then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
@@ -108,8 +115,8 @@ if [[ $BUILD == 1 ]]; then
   dotnet build -c Release "$ROOT/bench/KestrelTcp.Bench/KestrelTcp.Bench.csproj" -nologo -v q >&2
   mkdir -p "$ROOT/bench/reference/build"
   cc -O2 -o "$REFSERVER" "$ROOT/bench/reference/refserver.c"
-  if wants startup && [[ -z $SERVER_DLL_OPT ]]; then
-    # The start-up case runs the server as the Docker image does: published for this machine (ReadyToRun).
+  if { wants startup || [[ ${AOT:-0} == 1 ]]; } && [[ -z $SERVER_DLL_OPT ]]; then
+    # The start-up case runs the server as the Docker image does: published for this machine (Native AOT).
     dotnet publish -c Release -a "$(dotnet --info | awk '/RID:/{print $2; exit}' | sed 's/^linux-//')" \
       "$ROOT/src/KestrelTcp/KestrelTcp.csproj" -o "$PUBLISHED" -nologo -v q >&2
   fi
@@ -176,7 +183,7 @@ if wants startup; then
   echo "== startup: process start → /health/ready 200, idle RSS (unpinned, as a user starts it)" >&2
   # shellcheck disable=SC2046,SC2086
   if [[ -z $SERVER_DLL_OPT && -x $PUBLISHED/KestrelTcp ]]; then
-    # As the Docker image runs it: the ReadyToRun publish's apphost, in its folder, with the image's environment.
+    # As the Docker image runs it: the Native AOT executable, in its folder, with the image's environment.
     # shellcheck disable=SC2046,SC2086
     env $SERVER_ENV ASPNETCORE_HTTP_PORTS= KestrelTcp__Shutdown__DrainTimeout=00:00:07 dotnet "$BENCH_DLL" startup --target kestreltcp \
       --runs "$STARTUP_RUNS" --http-port "$S_HTTP" --cwd "$PUBLISHED" --case startup -- \
@@ -184,7 +191,7 @@ if wants startup; then
   else
     # shellcheck disable=SC2046,SC2086
     env $SERVER_ENV dotnet "$BENCH_DLL" startup --target kestreltcp --runs "$STARTUP_RUNS" --http-port "$S_HTTP" --case startup -- \
-      dotnet "$SERVER_DLL" $(kestrel_args 0 0 0 "$S_HTTP") | tee -a "$RESULTS"
+      $(server_command) $(kestrel_args 0 0 0 "$S_HTTP") | tee -a "$RESULTS"
   fi
   # The references have no HTTP port: ready when their echo port accepts a connection.
   bench startup --target reference --runs "$STARTUP_RUNS" --tcp-port "$S_ECHO" --case startup -- \
@@ -234,7 +241,7 @@ CFG
     HAP_PID=$!; PIDS+=("$HAP_PID")
   fi
   # shellcheck disable=SC2046,SC2086
-  (cd "$(dirname "$SERVER_DLL")" && exec env $SERVER_ENV taskset -c 0 dotnet "$SERVER_DLL" $(kestrel_args "$K_ECHO" "$K_TIME" "$K_GREET" "$K_HTTP" $tls_port)) > "$OUT/kestreltcp.$SUFFIX.log" 2>&1 &
+  (cd "$(dirname "$SERVER_DLL")" && exec env $SERVER_ENV taskset -c 0 $(server_command) $(kestrel_args "$K_ECHO" "$K_TIME" "$K_GREET" "$K_HTTP" $tls_port)) > "$OUT/kestreltcp.$SUFFIX.log" 2>&1 &
   K_PID=$!; PIDS+=("$K_PID")
   local ready=0
   for _ in $(seq 300); do

@@ -29,79 +29,86 @@ internal sealed class DashboardData(
 
     public DashboardSampler Sampler => sampler;
 
-    public object Build()
+    public DashboardView Build()
     {
         var now = time.GetTimestamp();
         var wallNow = time.GetUtcNow();
-        return new
+        var listeners = runtime.Listeners;
+        var views = new DashboardListenerView[listeners.Count];
+        for (var i = 0; i < views.Length; i++)
         {
-            server = new
+            views[i] = Listener(listeners[i], sampler.Histories[i], now);
+        }
+
+        return new DashboardView
+        {
+            Server = new DashboardServerView
             {
-                version = Version,
-                machineName = Environment.MachineName,
-                state = Describe(runtime.State),
-                now = wallNow,
-                startedAt = sampler.StartedAt,
-                uptimeSeconds = sampler.StartedAt is null ? 0 : Math.Round(time.GetElapsedTime(sampler.StartedTimestamp, now).TotalSeconds, 1),
-                workingSetBytes = Environment.WorkingSet,
-                managedHeapBytes = GC.GetTotalMemory(forceFullCollection: false),
-                transport = tcpTransport.Bound > 0 ? "KestrelTcp" : "Kestrel",
-                inlineScheduling = sockets.Value.UnsafePreferInlineScheduling,
-                http = runtime.HttpEndpoint,
+                Version = Version,
+                MachineName = Environment.MachineName,
+                State = Describe(runtime.State),
+                Now = wallNow,
+                StartedAt = sampler.StartedAt,
+                UptimeSeconds = sampler.StartedAt is null ? 0 : Math.Round(time.GetElapsedTime(sampler.StartedTimestamp, now).TotalSeconds, 1),
+                WorkingSetBytes = Environment.WorkingSet,
+                ManagedHeapBytes = GC.GetTotalMemory(forceFullCollection: false),
+                Transport = tcpTransport.Bound > 0 ? "KestrelTcp" : "Kestrel",
+                InlineScheduling = sockets.Value.UnsafePreferInlineScheduling,
+                Http = runtime.HttpEndpoint,
             },
-            history = new
+            History = new DashboardHistoryView
             {
-                intervalSeconds = DashboardSampler.Interval.TotalSeconds,
-                capacity = DashboardSampler.Capacity,
+                IntervalSeconds = DashboardSampler.Interval.TotalSeconds,
+                Capacity = DashboardSampler.Capacity,
             },
-            maxListedConnections = ManagementEndpoints.MaxListedConnections,
-            listeners = runtime.Listeners.Select((l, i) => Listener(l, sampler.Histories[i], now)),
+            MaxListedConnections = ManagementEndpoints.MaxListedConnections,
+            Listeners = views,
         };
     }
 
-    private object Listener(ListenerRuntime l, ListenerHistory history, long now)
+    private DashboardListenerView Listener(ListenerRuntime l, ListenerHistory history, long now)
     {
         var samples = history.Snapshot();
         var latest = samples.Length == 0 ? default : samples[^1];
         var open = l.ActiveConnections;
         var openCount = l.OpenCount;
         var connections = l.Open.Snapshot(ManagementEndpoints.MaxListedConnections);
-        return new
+        return new DashboardListenerView
         {
-            name = l.Name,
-            handler = l.HandlerName,
-            endpoint = l.Endpoint,
-            state = Describe(l.State),
-            activeConnections = open,
-            peakConnections = Math.Max(l.Stats.PeakOpen, open),
-            maxConnections = l.Definition.Limits.MaxConnections > 0 ? l.Definition.Limits.MaxConnections : (int?)null,
-            acceptedTotal = l.Stats.Accepted,
-            acceptedPerSecond = latest.AcceptedPerSecond,
-            rejectedTotal = KestrelTcpMetrics.RejectedByReason(l.Stats),
-            closedTotal = KestrelTcpMetrics.ClosedByReason(l.Stats),
-            bytesReceivedTotal = l.BytesReceived,
-            bytesSentTotal = l.BytesSent,
-            bytesReceivedPerSecond = latest.BytesReceivedPerSecond,
-            bytesSentPerSecond = latest.BytesSentPerSecond,
-            history = new
+            Name = l.Name,
+            Handler = l.HandlerName,
+            Endpoint = l.Endpoint,
+            State = Describe(l.State),
+            ActiveConnections = open,
+            PeakConnections = Math.Max(l.Stats.PeakOpen, open),
+            MaxConnections = l.Definition.Limits.MaxConnections > 0 ? l.Definition.Limits.MaxConnections : null,
+            AcceptedTotal = l.Stats.Accepted,
+            AcceptedPerSecond = latest.AcceptedPerSecond,
+            RejectedTotal = KestrelTcpMetrics.RejectedByReason(l.Stats),
+            ClosedTotal = KestrelTcpMetrics.ClosedByReason(l.Stats),
+            BytesReceivedTotal = l.BytesReceived,
+            BytesSentTotal = l.BytesSent,
+            BytesReceivedPerSecond = latest.BytesReceivedPerSecond,
+            BytesSentPerSecond = latest.BytesSentPerSecond,
+            History = new DashboardSeriesView
             {
-                open = samples.Select(s => s.Open),
-                acceptedPerSecond = samples.Select(s => s.AcceptedPerSecond),
-                bytesReceivedPerSecond = samples.Select(s => s.BytesReceivedPerSecond),
-                bytesSentPerSecond = samples.Select(s => s.BytesSentPerSecond),
+                Open = samples.Select(s => s.Open),
+                AcceptedPerSecond = samples.Select(s => s.AcceptedPerSecond),
+                BytesReceivedPerSecond = samples.Select(s => s.BytesReceivedPerSecond),
+                BytesSentPerSecond = samples.Select(s => s.BytesSentPerSecond),
             },
-            openConnections = openCount,
-            listed = connections.Length,
-            truncated = openCount > connections.Length,
+            OpenConnections = openCount,
+            Listed = connections.Length,
+            Truncated = openCount > connections.Length,
             // Only what the table shows: up to 1000 of these per listener go out every second.
-            connections = connections.Select(c => new
+            Connections = connections.Select(c => new DashboardConnectionView
             {
-                id = c.Id,
-                remote = c.Remote?.ToString(),
-                peer = c.Peer?.ToString(),
-                connectedSeconds = Math.Round(time.GetElapsedTime(c.StartTimestamp, now).TotalSeconds, 1),
-                bytesReceived = c.Transfer.BytesReceived,
-                bytesSent = c.Transfer.BytesSent,
+                Id = c.Id,
+                Remote = c.Remote?.ToString(),
+                Peer = c.Peer?.ToString(),
+                ConnectedSeconds = Math.Round(time.GetElapsedTime(c.StartTimestamp, now).TotalSeconds, 1),
+                BytesReceived = c.Transfer.BytesReceived,
+                BytesSent = c.Transfer.BytesSent,
             }),
         };
     }

@@ -25,8 +25,6 @@ internal static class DashboardEndpoints
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
-
     private static readonly Asset Page = Asset.Load("index.html", "text/html; charset=utf-8");
     private static readonly Asset Script = Asset.Load("dashboard.js", "text/javascript; charset=utf-8");
     private static readonly Asset Style = Asset.Load("dashboard.css", "text/css; charset=utf-8");
@@ -66,14 +64,19 @@ internal static class DashboardEndpoints
         endpoints.MapGet("/dashboard.js", Script.WriteAsync);
         endpoints.MapGet("/dashboard.css", Style.WriteAsync);
         endpoints.MapGet("/favicon.svg", Icon.WriteAsync);
-        endpoints.MapGet(DataPath, (HttpContext context) =>
+        // A method group, not a lambda: the Request Delegate Generator of an AOT publish runs without the JSON
+        // source generator's output, so there a lambda naming DashboardJsonContext.Default does not bind to the
+        // RequestDelegate overload, and the interceptor it generates for MapGet(Delegate) fails to compile (CS9144).
+        endpoints.MapGet(DataPath, WriteDataAsync);
+        return endpoints;
+
+        Task WriteDataAsync(HttpContext context)
         {
             SetSecurityHeaders(context.Response);
             context.Response.Headers.CacheControl = "no-store";
             context.Response.ContentType = "application/json; charset=utf-8";
-            return JsonSerializer.SerializeAsync(context.Response.Body, dashboard.Value.Build(), Json, context.RequestAborted);
-        });
-        return endpoints;
+            return JsonSerializer.SerializeAsync(context.Response.Body, dashboard.Value.Build(), DashboardJsonContext.Default.DashboardView, context.RequestAborted);
+        }
     }
 
     private static void SetSecurityHeaders(HttpResponse response)

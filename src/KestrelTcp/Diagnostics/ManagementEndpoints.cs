@@ -21,8 +21,6 @@ public static class ManagementEndpoints
     private static bool IsProbe(PathString path) =>
         path.StartsWithSegments("/health") || path.StartsWithSegments(MetricsPath) || DashboardEndpoints.IsRoutine(path);
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
-
     /// <summary>Liveness: no check runs; answering at all is alive.</summary>
     private static readonly HealthCheckOptions LiveProbe = new() { Predicate = _ => false };
 
@@ -74,7 +72,7 @@ public static class ManagementEndpoints
         });
         // OpenTelemetry's Prometheus exporter: the KestrelTcp meter, Kestrel's and the runtime's (KestrelTcpTelemetry).
         endpoints.MapPrometheusScrapingEndpoint(MetricsPath);
-        endpoints.MapGet("/connections", (KestrelTcpRuntime runtime, TimeProvider time) => Results.Json(ConnectionsView(runtime, time), Json));
+        endpoints.MapGet("/connections", (KestrelTcpRuntime runtime, TimeProvider time) => Results.Json(DescribeConnections(runtime, time), ManagementJsonContext.Default.ConnectionsView));
         endpoints.MapKestrelTcpDashboard();
         return endpoints;
     }
@@ -83,53 +81,66 @@ public static class ManagementEndpoints
     {
         var runtime = context.RequestServices.GetRequiredService<KestrelTcpRuntime>();
         context.Response.ContentType = "application/json; charset=utf-8";
-        var body = new
+        var listeners = runtime.Listeners;
+        var views = new HealthListenerView[listeners.Count];
+        for (var i = 0; i < views.Length; i++)
         {
-            status = report.Status.ToString(),
-            state = runtime.State.ToString(),
-            http = runtime.HttpEndpoint,
-            listeners = runtime.Listeners.Select(l => new
+            var l = listeners[i];
+            views[i] = new HealthListenerView
             {
-                name = l.Name,
-                handler = l.HandlerName,
-                endpoint = l.Endpoint,
-                state = l.State.ToString(),
-                activeConnections = l.ActiveConnections,
-            }),
+                Name = l.Name,
+                Handler = l.HandlerName,
+                Endpoint = l.Endpoint,
+                State = l.State.ToString(),
+                ActiveConnections = l.ActiveConnections,
+            };
+        }
+
+        var body = new HealthView
+        {
+            Status = report.Status.ToString(),
+            State = runtime.State.ToString(),
+            Http = runtime.HttpEndpoint,
+            Listeners = views,
         };
-        return context.Response.WriteAsync(JsonSerializer.Serialize(body, Json));
+        return context.Response.WriteAsync(JsonSerializer.Serialize(body, ManagementJsonContext.Default.HealthView));
     }
 
-    private static object ConnectionsView(KestrelTcpRuntime runtime, TimeProvider time)
+    private static ConnectionsView DescribeConnections(KestrelTcpRuntime runtime, TimeProvider time)
     {
         var now = time.GetTimestamp();
         var wallNow = time.GetUtcNow();
-        return new
+        var listeners = runtime.Listeners;
+        var views = new ConnectionsListenerView[listeners.Count];
+        for (var i = 0; i < views.Length; i++)
         {
-            listeners = runtime.Listeners.Select(l => new
+            var l = listeners[i];
+            views[i] = new ConnectionsListenerView
             {
-                name = l.Name,
-                handler = l.HandlerName,
-                endpoint = l.Endpoint,
-                activeConnections = l.ActiveConnections,
-                acceptedTotal = l.Stats.Accepted,
-                rejectedTotal = KestrelTcpMetrics.RejectedByReason(l.Stats),
-                closedTotal = KestrelTcpMetrics.ClosedByReason(l.Stats),
-                bytesReceivedTotal = l.BytesReceived,
-                bytesSentTotal = l.BytesSent,
-                listed = Math.Min(l.OpenCount, MaxListedConnections),
-                truncated = l.OpenCount > MaxListedConnections,
-                connections = l.Open.Snapshot(MaxListedConnections).Select(c => new
+                Name = l.Name,
+                Handler = l.HandlerName,
+                Endpoint = l.Endpoint,
+                ActiveConnections = l.ActiveConnections,
+                AcceptedTotal = l.Stats.Accepted,
+                RejectedTotal = KestrelTcpMetrics.RejectedByReason(l.Stats),
+                ClosedTotal = KestrelTcpMetrics.ClosedByReason(l.Stats),
+                BytesReceivedTotal = l.BytesReceived,
+                BytesSentTotal = l.BytesSent,
+                Listed = Math.Min(l.OpenCount, MaxListedConnections),
+                Truncated = l.OpenCount > MaxListedConnections,
+                Connections = l.Open.Snapshot(MaxListedConnections).Select(c => new ConnectionView
                 {
-                    id = c.Id,
-                    remote = c.Remote?.ToString(),
-                    peer = c.Peer?.ToString(),
-                    connectedAt = wallNow - time.GetElapsedTime(c.StartTimestamp, now),
-                    bytesReceived = c.Transfer.BytesReceived,
-                    bytesSent = c.Transfer.BytesSent,
-                    idleSeconds = Math.Round(time.GetElapsedTime(c.Transfer.LastReceivedTimestamp, now).TotalSeconds, 3),
+                    Id = c.Id,
+                    Remote = c.Remote?.ToString(),
+                    Peer = c.Peer?.ToString(),
+                    ConnectedAt = wallNow - time.GetElapsedTime(c.StartTimestamp, now),
+                    BytesReceived = c.Transfer.BytesReceived,
+                    BytesSent = c.Transfer.BytesSent,
+                    IdleSeconds = Math.Round(time.GetElapsedTime(c.Transfer.LastReceivedTimestamp, now).TotalSeconds, 3),
                 }),
-            }),
-        };
+            };
+        }
+
+        return new ConnectionsView { Listeners = views };
     }
 }

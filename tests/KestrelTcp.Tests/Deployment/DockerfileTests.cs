@@ -12,20 +12,34 @@ public class DockerfileTests
     private readonly AppSettings settings = AppSettings.Load();
 
     [Fact]
-    public void Stages_BuildAndRuntime_SdkOnBuildPlatformThenAspNetOfTheTargetFramework()
+    public void Stages_BuildAndRuntime_AotSdkOnBuildPlatformThenRuntimeDepsOfTheTargetFramework()
     {
         var framework = Regex.Match(DeploymentFiles.Read("Directory.Build.props"), @"<TargetFramework>net(\d+\.\d+)</TargetFramework>").Groups[1].Value;
         Assert.Equal(2, dockerfile.Stages.Count);
 
+        // The -aot SDK images carry clang and llvm, which a Native AOT publish links with; the server is then
+        // self-contained, so the runtime stage needs the native libraries only, not the .NET runtime.
         var build = dockerfile.Stages[0];
-        Assert.Equal($"mcr.microsoft.com/dotnet/sdk:{framework}", build.Image);
+        Assert.Equal($"mcr.microsoft.com/dotnet/sdk:{framework}-noble-aot", build.Image);
         Assert.Equal("$BUILDPLATFORM", build.Platform);
         Assert.NotNull(build.Name);
 
-        Assert.Equal($"mcr.microsoft.com/dotnet/aspnet:{framework}", dockerfile.Final.Image);
+        Assert.Equal($"mcr.microsoft.com/dotnet/runtime-deps:{framework}", dockerfile.Final.Image);
         Assert.Null(dockerfile.Final.Platform);
         var copy = Assert.Single(dockerfile.Final.All("COPY"));
         Assert.Equal(build.Name, copy.Flags["from"]);
+    }
+
+    [Fact]
+    public void BuildStage_Toolchain_FirstStepForTheTargetFromTheBuildArchitecture()
+    {
+        var build = dockerfile.Stages[0];
+        Assert.Contains(build.All("ARG"), a => a.Arguments == "BUILDARCH");
+        var runs = build.All("RUN").ToList();
+        Assert.Equal(["deploy/aot-toolchain.sh", "$TARGETARCH", "$BUILDARCH"], runs[0].Words);
+        // Only the script is copied for it, so its layer (apt-get) is reused until the script itself changes.
+        var copiedBefore = build.Instructions.TakeWhile(i => i != runs[0]).Where(i => i.Keyword == "COPY").SelectMany(i => i.Operands.SkipLast(1));
+        Assert.Equal(["deploy/aot-toolchain.sh"], copiedBefore);
     }
 
     [Fact]
@@ -36,7 +50,7 @@ public class DockerfileTests
         Assert.True(restoreAt > 0, "the build stage restores in its own RUN");
 
         var copiedBeforeRestore = build.Instructions.Take(restoreAt).Where(i => i.Keyword == "COPY")
-            .SelectMany(i => i.Operands.SkipLast(1)).ToList();
+            .SelectMany(i => i.Operands.SkipLast(1)).Where(source => source != "deploy/aot-toolchain.sh").ToList();
         Assert.All(copiedBeforeRestore, source => Assert.Matches(@"(\.csproj|Directory\.[A-Za-z]+\.props)$", source));
         foreach (var props in Directory.GetFiles(DeploymentFiles.Root, "Directory.*.props").Select(Path.GetFileName))
         {

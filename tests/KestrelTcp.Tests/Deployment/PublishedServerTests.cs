@@ -25,17 +25,11 @@ public class PublishedServerTests(PublishedImage image) : IClassFixture<Publishe
         Assert.True(File.Exists(image.Entrypoint[0]) || image.Entrypoint[0] == "dotnet", $"ENTRYPOINT {image.Entrypoint[0]} is not in the published output:\n{image.BuildLog}");
         Assert.True(File.Exists(image.HealthCheck[0]) || image.HealthCheck[0] == "dotnet", $"HEALTHCHECK {image.HealthCheck[0]} is not in the published output");
         Assert.Equal(DeploymentFiles.Read("appsettings.json"), File.ReadAllText(Path.Combine(image.AppDirectory, "appsettings.json")));
-        // Framework-dependent on the aspnet image: the runtime comes from the base image, not the publish output.
-        Assert.False(File.Exists(Path.Combine(image.AppDirectory, "System.Private.CoreLib.dll")));
     }
 
     [Fact]
-    public void Publish_BuildStage_ReadyToRunForThisMachinesArchitecture()
-    {
-        PublishedBinary.AssertApphostFor(image.Entrypoint[0], image.TargetArchitecture);
-        PublishedBinary.AssertReadyToRunFor(image.AppDirectory, image.TargetArchitecture);
-        PublishedBinary.AssertDepsTargetFor(image.AppDirectory, image.TargetArchitecture);
-    }
+    public void Publish_BuildStage_NativeAotForThisMachinesArchitecture() =>
+        PublishedBinary.AssertNativeAotFor(image.AppDirectory, image.TargetArchitecture);
 
     [Fact]
     public async Task Entrypoint_ImageEnvironment_EveryExposedPortAnswers()
@@ -91,6 +85,125 @@ public class PublishedServerTests(PublishedImage image) : IClassFixture<Publishe
         Assert.DoesNotContain(" WRN]", stdout);
         Assert.DoesNotContain(" ERR]", stdout);
         Assert.Equal("", server.StandardError);
+    }
+
+    /// <summary>
+    /// What a trimmed, ahead-of-time compiled server could lose without a build warning saying so: TLS from PEM
+    /// files, the PROXY header's client as the remote, the JSON of /health, /connections and /dashboard/data,
+    /// every meter on /metrics, the dashboard page, Serilog's File sink and compact JSON from the Serilog
+    /// section: all used at once, through the image's ENTRYPOINT, configured as <c>docker run -e</c> would.
+    /// </summary>
+    [Fact]
+    public async Task Entrypoint_EveryFeatureAtOnce_WorksInThePublishedServer()
+    {
+        var folder = Directory.CreateTempSubdirectory("kestreltcp-published-").FullName;
+        try
+        {
+            var certificate = KestrelTcp.Tests.Tls.TestPki.Server("localhost");
+            File.WriteAllText(Path.Combine(folder, "server.pem"), certificate.CertificatePem);
+            File.WriteAllText(Path.Combine(folder, "server.key"), certificate.KeyPem);
+            var log = Path.Combine(folder, "log.json");
+            var (environment, ports) = image.FreePortOverrides(settings);
+            var free = PublishedImage.FreePorts(2);
+            var (tlsPort, proxyPort) = (free[0], free[1]);
+            foreach (var (key, value) in new Dictionary<string, string>
+            {
+                ["KestrelTcp__Listeners__echotls__Handler"] = "Echo",
+                ["KestrelTcp__Listeners__echotls__Address"] = "127.0.0.1",
+                ["KestrelTcp__Listeners__echotls__Port"] = tlsPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["KestrelTcp__Listeners__echotls__Tls__Certificate__Path"] = Path.Combine(folder, "server.pem"),
+                ["KestrelTcp__Listeners__echotls__Tls__Certificate__KeyPath"] = Path.Combine(folder, "server.key"),
+                ["KestrelTcp__Listeners__echoproxy__Handler"] = "Echo",
+                ["KestrelTcp__Listeners__echoproxy__Address"] = "127.0.0.1",
+                ["KestrelTcp__Listeners__echoproxy__Port"] = proxyPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["KestrelTcp__Listeners__echoproxy__ProxyProtocol__Mode"] = "V1",
+                ["KestrelTcp__Listeners__echoproxy__ProxyProtocol__TrustedProxies__0"] = "127.0.0.1",
+                ["Serilog__WriteTo__0__Name"] = "File",
+                ["Serilog__WriteTo__0__Args__path"] = log,
+                ["Serilog__WriteTo__0__Args__formatter"] = "Serilog.Formatting.Compact.CompactJsonFormatter, Serilog.Formatting.Compact",
+            })
+            {
+                environment[key] = value;
+            }
+
+            using var server = image.Start(environment);
+            var httpPort = ports[settings.HttpPort];
+            await server.WaitUntilReadyAsync(httpPort, StartTimeout);
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}"), Timeout = IoTimeout };
+
+            // TLS: the handshake with the PEM pair, then echo through it.
+            using (var tls = await ConnectAsync(tlsPort))
+            await using (var ssl = new System.Net.Security.SslStream(new NetworkStream(tls), false,
+                (_, presented, _, _) => presented?.GetCertHashString() == certificate.Thumbprint))
+            {
+                using var timeout = new CancellationTokenSource(IoTimeout);
+                await ssl.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions { TargetHost = "localhost" }, timeout.Token);
+                Assert.Equal(certificate.Thumbprint, new System.Security.Cryptography.X509Certificates.X509Certificate2(ssl.RemoteCertificate!).Thumbprint);
+                await ssl.WriteAsync("secret\n"u8.ToArray(), timeout.Token);
+                var echoed = new byte[7];
+                await ssl.ReadExactlyAsync(echoed, timeout.Token);
+                Assert.Equal("secret\n", Encoding.ASCII.GetString(echoed));
+            }
+
+            // PROXY v1: the header's client is the connection's remote on /connections and the dashboard.
+            using var proxied = await ConnectAsync(proxyPort);
+            using var proxiedStream = new NetworkStream(proxied);
+            await proxiedStream.WriteAsync("PROXY TCP4 192.0.2.10 192.0.2.20 5555 7007\r\nping\n"u8.ToArray());
+            Assert.Equal("ping\n", await ReadLineAsync(proxiedStream));
+
+            using (var connections = JsonDocument.Parse(await http.GetStringAsync("/connections")))
+            {
+                var listener = connections.RootElement.GetProperty("listeners").EnumerateArray().Single(l => l.GetProperty("name").GetString() == "echoproxy");
+                Assert.Equal(1, listener.GetProperty("activeConnections").GetInt32());
+                var connection = Assert.Single(listener.GetProperty("connections").EnumerateArray());
+                Assert.Equal("192.0.2.10:5555", connection.GetProperty("remote").GetString());
+                Assert.StartsWith("127.0.0.1:", connection.GetProperty("peer").GetString(), StringComparison.Ordinal);
+                Assert.Equal(5, connection.GetProperty("bytesSent").GetInt64());
+            }
+
+            using (var dashboard = JsonDocument.Parse(await http.GetStringAsync("/dashboard/data")))
+            {
+                Assert.Equal("ready", dashboard.RootElement.GetProperty("server").GetProperty("state").GetString());
+                var listener = dashboard.RootElement.GetProperty("listeners").EnumerateArray().Single(l => l.GetProperty("name").GetString() == "echotls");
+                Assert.Equal(1, listener.GetProperty("acceptedTotal").GetInt64());
+                Assert.Equal("192.0.2.10:5555", dashboard.RootElement.GetProperty("listeners").EnumerateArray()
+                    .Single(l => l.GetProperty("name").GetString() == "echoproxy").GetProperty("connections")[0].GetProperty("remote").GetString());
+            }
+
+            using (var health = JsonDocument.Parse(await http.GetStringAsync("/health")))
+            {
+                Assert.Equal("Healthy", health.RootElement.GetProperty("status").GetString());
+                var names = health.RootElement.GetProperty("listeners").EnumerateArray().Select(l => l.GetProperty("name").GetString()).ToList();
+                Assert.Contains("echotls", names);
+                Assert.Contains("echoproxy", names);
+            }
+
+            var metrics = await http.GetStringAsync("/metrics");
+            Assert.Contains("kestreltcp_connections_accepted_total{handler=\"Echo\",listener=\"echotls\"} 1", metrics, StringComparison.Ordinal);
+            Assert.Contains("\ndotnet_gc_", metrics, StringComparison.Ordinal);
+            Assert.Contains("\nkestrel_", metrics, StringComparison.Ordinal);
+            using (var page = await http.GetAsync("/"))
+            {
+                Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+                Assert.Contains("<html", await page.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
+            }
+
+            proxied.Shutdown(SocketShutdown.Send);
+            await ReadToEndAsync(proxiedStream);
+            server.Terminate();
+            Assert.Equal(0, await server.WaitForExitAsync(DockerStopTimeout));
+
+            // The File sink replaced the console: the close events are compact JSON in the file, stdout is empty.
+            Assert.Equal("", server.StandardOutput);
+            var events = File.ReadAllLines(log).Select(line => JsonDocument.Parse(line).RootElement).ToList();
+            var closed = events.Where(e => e.TryGetProperty("Reason", out _)).ToList();
+            Assert.Contains(closed, e => e.GetProperty("Listener").GetString() == "echotls" && e.GetProperty("Reason").GetString() == "Client");
+            Assert.Contains(closed, e => e.GetProperty("Listener").GetString() == "echoproxy" && e.GetProperty("Remote").GetString() == "192.0.2.10:5555");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     [Fact]

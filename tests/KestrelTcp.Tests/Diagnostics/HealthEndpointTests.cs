@@ -1,4 +1,5 @@
 using System.Text.Json;
+using KestrelTcp.Dashboard;
 using KestrelTcp.Tests.Infrastructure;
 
 namespace KestrelTcp.Tests.Diagnostics;
@@ -96,6 +97,54 @@ public class HealthEndpointTests
         {
             await client.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task HealthConnectionsAndDashboardData_PropertyNames_InTheirOrder()
+    {
+        await using var server = await TestServer.StartAsync(TestServer.Listener("echo", "Echo"));
+        await using var client = await server.ConnectAsync("echo");
+        await client.SendAsync("x");
+        await client.ReadExactlyAsync(1);
+
+        var healthBody = await server.Http.GetStringAsync("/health");
+        var health = JsonDocument.Parse(healthBody).RootElement;
+        Assert.Equal(["status", "state", "http", "listeners"], Names(health));
+        Assert.Equal(["name", "handler", "endpoint", "state", "activeConnections"], Names(health.GetProperty("listeners")[0]));
+
+        var connectionsBody = await server.Http.GetStringAsync("/connections");
+        var connections = JsonDocument.Parse(connectionsBody).RootElement;
+        Assert.Equal(["listeners"], Names(connections));
+        var listener = connections.GetProperty("listeners")[0];
+        Assert.Equal(
+            ["name", "handler", "endpoint", "activeConnections", "acceptedTotal", "rejectedTotal", "closedTotal",
+             "bytesReceivedTotal", "bytesSentTotal", "listed", "truncated", "connections"],
+            Names(listener));
+        Assert.Equal(["id", "remote", "peer", "connectedAt", "bytesReceived", "bytesSent", "idleSeconds"], Names(listener.GetProperty("connections")[0]));
+
+        var dataBody = await server.Http.GetStringAsync(DashboardEndpoints.DataPath);
+        var data = JsonDocument.Parse(dataBody).RootElement;
+        Assert.Equal(["server", "history", "maxListedConnections", "listeners"], Names(data));
+        Assert.Equal(
+            ["version", "machineName", "state", "now", "startedAt", "uptimeSeconds", "workingSetBytes", "managedHeapBytes",
+             "transport", "inlineScheduling", "http"],
+            Names(data.GetProperty("server")));
+        Assert.Equal(["intervalSeconds", "capacity"], Names(data.GetProperty("history")));
+        var panel = data.GetProperty("listeners")[0];
+        Assert.Equal(
+            ["name", "handler", "endpoint", "state", "activeConnections", "peakConnections", "maxConnections", "acceptedTotal",
+             "acceptedPerSecond", "rejectedTotal", "closedTotal", "bytesReceivedTotal", "bytesSentTotal", "bytesReceivedPerSecond",
+             "bytesSentPerSecond", "history", "openConnections", "listed", "truncated", "connections"],
+            Names(panel));
+        Assert.Equal(["open", "acceptedPerSecond", "bytesReceivedPerSecond", "bytesSentPerSecond"], Names(panel.GetProperty("history")));
+        Assert.Equal(["id", "remote", "peer", "connectedSeconds", "bytesReceived", "bytesSent"], Names(panel.GetProperty("connections")[0]));
+
+        // /health and /connections are indented for people and scripts; the dashboard's poll is compact.
+        Assert.StartsWith("{\n  \"status\": ", healthBody.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        Assert.StartsWith("{\n  \"listeners\": [", connectionsBody.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        Assert.StartsWith("{\"server\":{\"version\":", dataBody, StringComparison.Ordinal);
+
+        static string[] Names(JsonElement element) => [.. element.EnumerateObject().Select(p => p.Name)];
     }
 
     private static long Sum(JsonElement listener, string property) =>
