@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# KestrelTcp benchmark: builds Release, starts KestrelTcp (default appsettings.json: logging and
-# metrics on), the C epoll reference (reference/refserver.c) and the Go net reference
+# KestrelTcp benchmark: builds Release and publishes KestrelTcp as the Docker image does (Native AOT for
+# this machine), starts it (default appsettings.json: logging and metrics on), the C epoll reference (reference/refserver.c) and the Go net reference
 # (reference/refserver.go: a goroutine per connection, io.Copy) on free loopback ports, runs every
 # plain scenario against all three, rotating which goes first each round, and prints a results table
 # with ratios KestrelTcp / C reference and KestrelTcp / Go reference plus one machine-readable RESULT
 # line per run and RATIO line per figure.
 #
-#   bench/run.sh                     full run (3 rounds, 10,000 held connections), about 7 minutes
+#   bench/run.sh                     full run (3 rounds, 10,000 and 19,000 held connections, TLS, start-up), about 8.5 minutes
 #   bench/run.sh --quick             1 round, short windows, 2,000 held connections, about 2 minutes
 #   options: --rounds N --seconds S --warmup S --server-warmup S --hold N --hold-large N --hold-seconds S --startup-runs N
 #            --only "bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold hold-large startup"
@@ -16,8 +16,9 @@
 #            --server-args "--KestrelTcp:… …"     (extra command-line configuration for KestrelTcp)
 #            --server-dll PATH                    (another KestrelTcp build, for A/B runs; implies --no-build of it;
 #                                                  a path not ending in .dll is run as an executable: a Native AOT publish)
-#            --aot                                (every case against the Native AOT publish the image runs,
-#                                                  bench/published/KestrelTcp, instead of the JIT Release build)
+#            --jit                                (every case against the JIT Release build, `dotnet KestrelTcp.dll`,
+#                                                  instead of what the Docker image runs: the Native AOT publish,
+#                                                  bench/published/KestrelTcp, made by this script for this machine)
 #            --greeting                          (also hold Greeting connections)
 #            --no-go                              (without the Go reference)
 #
@@ -39,7 +40,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROUNDS=3 SECS=4 WARMUP=1 SERVER_WARMUP=3 HOLD=10000 HOLD_LARGE=19000 HOLD_SECS=15 PING=5 STARTUP_RUNS=3 BUILD=1 GREETING=0 GO_ON=1
 ONLY="startup bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold hold-large"
-SERVER_ENV="" SERVER_ARGS="" OUT="" SERVER_DLL_OPT="" TLS_KEY=rsa
+SERVER_ENV="" SERVER_ARGS="" OUT="" SERVER_DLL_OPT="" TLS_KEY=rsa AOT=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) ROUNDS=1 SECS=2 SERVER_WARMUP=1 HOLD=2000 HOLD_LARGE=4000 HOLD_SECS=4 PING=2 STARTUP_RUNS=1 ;;
@@ -58,7 +59,7 @@ while [[ $# -gt 0 ]]; do
     --server-env) SERVER_ENV=$2; shift ;;
     --server-args) SERVER_ARGS=$2; shift ;;
     --server-dll) SERVER_DLL_OPT=$2; shift ;;
-    --aot) AOT=1 ;;
+    --jit) AOT=0 ;;
     --greeting) GREETING=1 ;;
     --no-go) GO_ON=0 ;;
     -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
@@ -100,7 +101,7 @@ SERVER_DLL=${SERVER_DLL_OPT:-$ROOT/src/KestrelTcp/bin/Release/net10.0/KestrelTcp
 server_command() { if [[ $SERVER_DLL == *.dll ]]; then echo dotnet "$SERVER_DLL"; else echo "$SERVER_DLL"; fi; }
 REFSERVER=$ROOT/bench/reference/build/refserver
 PUBLISHED=$ROOT/bench/published
-[[ ${AOT:-0} == 1 && -z $SERVER_DLL_OPT ]] && SERVER_DLL=$PUBLISHED/KestrelTcp
+[[ $AOT == 1 && -z $SERVER_DLL_OPT ]] && SERVER_DLL=$PUBLISHED/KestrelTcp
 REFSERVER_GO=$ROOT/bench/reference/build/refserver-go
 if [[ $GO_ON == 1 ]] && ! command -v go >/dev/null; then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
@@ -115,7 +116,7 @@ if [[ $BUILD == 1 ]]; then
   dotnet build -c Release "$ROOT/bench/KestrelTcp.Bench/KestrelTcp.Bench.csproj" -nologo -v q >&2
   mkdir -p "$ROOT/bench/reference/build"
   cc -O2 -o "$REFSERVER" "$ROOT/bench/reference/refserver.c"
-  if { wants startup || [[ ${AOT:-0} == 1 ]]; } && [[ -z $SERVER_DLL_OPT ]]; then
+  if { wants startup || [[ $AOT == 1 ]]; } && [[ -z $SERVER_DLL_OPT ]]; then
     # The start-up case runs the server as the Docker image does: published for this machine (Native AOT).
     dotnet publish -c Release -a "$(dotnet --info | awk '/RID:/{print $2; exit}' | sed 's/^linux-//')" \
       "$ROOT/src/KestrelTcp/KestrelTcp.csproj" -o "$PUBLISHED" -nologo -v q >&2
@@ -152,7 +153,7 @@ kestrel_args() {  # $1 echo, $2 time, $3 greeting, $4 http, [$5 TLS echo: the ec
   echo "dotnet: $(dotnet --version) SDK; $(dotnet --list-runtimes | grep AspNetCore | tail -1)"
   if [[ $GO_ON == 1 ]]; then echo "go reference: $(go version 2>/dev/null | cut -d' ' -f3-4), GOMAXPROCS=1, goroutine per connection, io.Copy"; fi
   echo "commit: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet || echo '+dirty')"
-  echo "settings: rounds=$ROUNDS seconds=$SECS warmup=$WARMUP hold=$HOLD hold_seconds=$HOLD_SECS open_files=$FDS server_env='$SERVER_ENV' server_args='$SERVER_ARGS'"
+  echo "settings: rounds=$ROUNDS seconds=$SECS warmup=$WARMUP hold=$HOLD hold_seconds=$HOLD_SECS open_files=$FDS server_env='$SERVER_ENV' server_args='$SERVER_ARGS' server=$(server_command)"
   if [[ $TLS_ON == 1 ]]; then
     echo "tls: TLS 1.3, certificate $([[ $TLS_KEY == rsa ]] && echo 'RSA 2048' || echo 'ECDSA P-256') (self-signed, made for the run); $("$HAPROXY" -v | head -1 | cut -d' ' -f1-3); $(openssl version)"
   fi
