@@ -89,7 +89,7 @@ public class PublishedServerTests(PublishedImage image) : IClassFixture<Publishe
 
     /// <summary>
     /// What a trimmed, ahead-of-time compiled server could lose without a build warning saying so: TLS from PEM
-    /// files, the PROXY header's client as the remote, the JSON of /health, /connections and /dashboard/data,
+    /// files, the PROXY header's client as the remote, Info's JSON, a Unix socket, the JSON of /health, /connections and /dashboard/data,
     /// every meter on /metrics, the dashboard page, Serilog's File sink and compact JSON from the Serilog
     /// section: all used at once, through the image's ENTRYPOINT, configured as <c>docker run -e</c> would.
     /// </summary>
@@ -104,8 +104,9 @@ public class PublishedServerTests(PublishedImage image) : IClassFixture<Publishe
             File.WriteAllText(Path.Combine(folder, "server.key"), certificate.KeyPem);
             var log = Path.Combine(folder, "log.json");
             var (environment, ports) = image.FreePortOverrides(settings);
-            var free = PublishedImage.FreePorts(2);
-            var (tlsPort, proxyPort) = (free[0], free[1]);
+            var free = PublishedImage.FreePorts(3);
+            var (tlsPort, proxyPort, infoPort) = (free[0], free[1], free[2]);
+            var unixSocket = Path.Combine(folder, "echo.sock");
             foreach (var (key, value) in new Dictionary<string, string>
             {
                 ["KestrelTcp__Listeners__echotls__Handler"] = "Echo",
@@ -118,6 +119,11 @@ public class PublishedServerTests(PublishedImage image) : IClassFixture<Publishe
                 ["KestrelTcp__Listeners__echoproxy__Port"] = proxyPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["KestrelTcp__Listeners__echoproxy__ProxyProtocol__Mode"] = "V1",
                 ["KestrelTcp__Listeners__echoproxy__ProxyProtocol__TrustedProxies__0"] = "127.0.0.1",
+                ["KestrelTcp__Listeners__info__Enabled"] = "true",
+                ["KestrelTcp__Listeners__info__Address"] = "127.0.0.1",
+                ["KestrelTcp__Listeners__info__Port"] = infoPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["KestrelTcp__Listeners__echounix__Handler"] = "Echo",
+                ["KestrelTcp__Listeners__echounix__UnixSocketPath"] = unixSocket,
                 ["Serilog__WriteTo__0__Name"] = "File",
                 ["Serilog__WriteTo__0__Args__path"] = log,
                 ["Serilog__WriteTo__0__Args__formatter"] = "Serilog.Formatting.Compact.CompactJsonFormatter, Serilog.Formatting.Compact",
@@ -143,6 +149,23 @@ public class PublishedServerTests(PublishedImage image) : IClassFixture<Publishe
                 var echoed = new byte[7];
                 await ssl.ReadExactlyAsync(echoed, timeout.Token);
                 Assert.Equal("secret\n", Encoding.ASCII.GetString(echoed));
+            }
+
+            // Info: one JSON object, written with Utf8JsonWriter.
+            using (var info = await ConnectAsync(infoPort))
+            using (var infoStream = new NetworkStream(info))
+            using (var described = JsonDocument.Parse(await ReadToEndAsync(infoStream)))
+            {
+                Assert.Equal("info", described.RootElement.GetProperty("listener").GetString());
+            }
+
+            // A Unix domain socket listener.
+            using (var unix = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+            {
+                await unix.ConnectAsync(new UnixDomainSocketEndPoint(unixSocket));
+                using var unixStream = new NetworkStream(unix);
+                await unixStream.WriteAsync("local\n"u8.ToArray());
+                Assert.Equal("local\n", await ReadLineAsync(unixStream));
             }
 
             // PROXY v1: the header's client is the connection's remote on /connections and the dashboard.
@@ -204,6 +227,30 @@ public class PublishedServerTests(PublishedImage image) : IClassFixture<Publishe
         {
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    /// <summary>The OTLP push from the published server, both protocols (the JIT build's own test: <see cref="Diagnostics.OtlpTests"/>).</summary>
+    [Theory]
+    [InlineData("http/protobuf")]
+    [InlineData("grpc")]
+    public async Task Entrypoint_OtlpEndpointSet_SeriesArriveAtTheReceiver(string protocol)
+    {
+        await using var receiver = await Diagnostics.OtlpTests.OtlpReceiver.StartAsync(grpc: protocol == "grpc");
+        var (environment, ports) = image.FreePortOverrides(settings);
+        environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.Endpoint;
+        environment["OTEL_EXPORTER_OTLP_PROTOCOL"] = protocol;
+        environment["OTEL_METRIC_EXPORT_INTERVAL"] = "200";
+        using var server = image.Start(environment);
+        await server.WaitUntilReadyAsync(ports[settings.HttpPort], StartTimeout);
+
+        var deadline = Stopwatch.StartNew();
+        while (!receiver.Exports.Any(e => e.Contains("kestreltcp.connections.accepted", StringComparison.Ordinal)) && deadline.Elapsed < IoTimeout)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.Contains(receiver.Exports, e => e.Contains("kestreltcp.connections.accepted", StringComparison.Ordinal));
+        Assert.Equal(protocol == "grpc" ? "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export" : "/v1/metrics", receiver.Paths.First());
     }
 
     [Fact]

@@ -56,7 +56,7 @@ public class OtlpTests
         File.ReadLines($"/proc/{pid}/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(p => p.Length >= 6).Select(p => p[5]).Distinct();
 
     /// <summary>A collector stand-in: accepts OTLP metric exports (HTTP, or gRPC over cleartext HTTP/2) and keeps their bodies.</summary>
-    private sealed class OtlpReceiver : IAsyncDisposable
+    internal sealed class OtlpReceiver : IAsyncDisposable
     {
         private readonly WebApplication _app;
 
