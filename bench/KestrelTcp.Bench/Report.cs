@@ -101,7 +101,14 @@ internal static class Report
         return 0;
     }
 
-    private static IEnumerable<Metric> Metrics(string scenario, int connections) => scenario switch
+    private static Metric[] HoldMetrics(double? bytesPerConnection, double readyP99Ms) =>
+    [
+        new("healthy", "healthy connections", "", true, null, -1), new("bytes_per_conn", "resident bytes / connection", "B", false, null, bytesPerConnection),
+        new("ready_p99_ms", "/health/ready p99 ms", "ms", false, null, readyP99Ms), new("ready_failures", "/health/ready failures", "", false, null, 0),
+        new("rss_held_kib", "resident KiB while holding", "KiB", false, null, null),
+    ];
+
+    private static Metric[] Metrics(string scenario, int connections) => scenario switch
     {
         "bulk" => [new("mb_s", "MB/s", "MB/s", true, 1.00, null), new("srv_cpu", "server CPU (cores)", "", true, null, null), new("mb_s_per_core", "MB/s per server core", "", true, null, null)],
         "pingpong" when connections == 1 =>
@@ -121,18 +128,7 @@ internal static class Report
             new("conn_s_per_core", "connections/s per server core", "", true, null, null),
         ],
         // Issue 16: 10,000 held in at most 3 KiB each with readiness p99 50 ms; the large hold (19,000) all healthy, p99 100 ms.
-        "hold" when connections >= 15000 =>
-        [
-            new("healthy", "healthy connections", "", true, null, -1), new("bytes_per_conn", "resident bytes / connection", "B", false, null, null),
-            new("ready_p99_ms", "/health/ready p99 ms", "ms", false, null, 100), new("ready_failures", "/health/ready failures", "", false, null, 0),
-            new("rss_held_kib", "resident KiB while holding", "KiB", false, null, null),
-        ],
-        "hold" =>
-        [
-            new("healthy", "healthy connections", "", true, null, -1), new("bytes_per_conn", "resident bytes / connection", "B", false, null, 3072),
-            new("ready_p99_ms", "/health/ready p99 ms", "ms", false, null, 50), new("ready_failures", "/health/ready failures", "", false, null, 0),
-            new("rss_held_kib", "resident KiB while holding", "KiB", false, null, null),
-        ],
+        "hold" => HoldMetrics(connections >= 15000 ? null : 3072, connections >= 15000 ? 100 : 50),
         "tls-bulk" => [new("mb_s", "MB/s", "MB/s", true, 0.7, null), new("srv_cpu", "server CPU (cores)", "", true, null, null), new("mb_s_per_core", "MB/s per server core", "", true, null, null)],
         "tls-handshake" =>
         [

@@ -28,7 +28,6 @@ internal sealed partial class EpollEngine
     private const uint EpollHup = 0x010;
     private const uint EpollRdHup = 0x2000;
     private const uint EpollEdgeTriggered = 1u << 31;
-    private const int EIntr = 4;
 
     // Bytes, urgent data (a receive stops short at the urgent mark), the client's FIN; edge-triggered.
     private const uint Interest = EpollIn | EpollPri | EpollRdHup | EpollEdgeTriggered;
@@ -75,14 +74,12 @@ internal sealed partial class EpollEngine
     public SocketError Register(TcpInput input, Socket socket, out int slot)
     {
         slot = Allocate(input, out var generation);
-        var added = false;
         try
         {
-            // The reference keeps the descriptor from being closed (and its number reused) while it is added.
-            socket.SafeHandle.DangerousAddRef(ref added);
-            var fd = (int)socket.SafeHandle.DangerousGetHandle();
+            // The descriptor is kept from being closed (and its number reused) while it is added.
+            using var descriptor = new SocketCalls.Descriptor(socket);
             var data = ((ulong)(uint)generation << 32) | (uint)slot;
-            var result = s_packed ? AddPacked(fd, data) : AddAligned(fd, data);
+            var result = s_packed ? AddPacked(descriptor.Value, data) : AddAligned(descriptor.Value, data);
             if (result == 0)
             {
                 return SocketError.Success;
@@ -105,13 +102,6 @@ internal sealed partial class EpollEngine
             }
 
             throw;
-        }
-        finally
-        {
-            if (added)
-            {
-                socket.SafeHandle.DangerousRelease();
-            }
         }
     }
 
@@ -211,7 +201,7 @@ internal sealed partial class EpollEngine
             var count = EpollWait(_epoll, events, MaxEvents, -1);
             if (count < 0)
             {
-                if (Marshal.GetLastPInvokeError() == EIntr)
+                if (Marshal.GetLastPInvokeError() == SocketCalls.EIntr)
                 {
                     continue;
                 }

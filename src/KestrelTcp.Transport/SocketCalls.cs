@@ -25,22 +25,11 @@ internal static unsafe partial class SocketCalls
     /// <summary>Makes the descriptor non-blocking, leaving the <see cref="Socket"/>'s own mode as it is.</summary>
     public static void SetNonBlocking(Socket socket)
     {
-        var added = false;
-        try
+        using var descriptor = new Descriptor(socket);
+        var on = 1;
+        if (Ioctl(descriptor.Value, FionBio, &on) != 0)
         {
-            socket.SafeHandle.DangerousAddRef(ref added);
-            var on = 1;
-            if (Ioctl((int)socket.SafeHandle.DangerousGetHandle(), FionBio, &on) != 0)
-            {
-                throw new SocketException((int)Map(Marshal.GetLastPInvokeError()));
-            }
-        }
-        finally
-        {
-            if (added)
-            {
-                socket.SafeHandle.DangerousRelease();
-            }
+            throw new SocketException((int)Map(Marshal.GetLastPInvokeError()));
         }
     }
 
@@ -65,14 +54,12 @@ internal static unsafe partial class SocketCalls
     /// <summary>One recv or send, retried on EINTR, with the descriptor kept open meanwhile: the byte count, or 0 and the error.</summary>
     private static int Transfer(Socket socket, byte* bytes, int length, bool send, out SocketError error)
     {
-        var added = false;
         try
         {
-            socket.SafeHandle.DangerousAddRef(ref added);
-            var fd = (int)socket.SafeHandle.DangerousGetHandle();
+            using var descriptor = new Descriptor(socket);
             while (true)
             {
-                var done = send ? SendBytes(fd, bytes, length, MsgNoSignal) : Recv(fd, bytes, length, 0);
+                var done = send ? SendBytes(descriptor.Value, bytes, length, MsgNoSignal) : Recv(descriptor.Value, bytes, length, 0);
                 if (done >= 0)
                 {
                     error = SocketError.Success;
@@ -92,16 +79,10 @@ internal static unsafe partial class SocketCalls
             error = SocketError.OperationAborted;
             return 0;
         }
-        finally
-        {
-            if (added)
-            {
-                socket.SafeHandle.DangerousRelease();
-            }
-        }
     }
 
-    private const int EIntr = 4;
+    /// <summary>The errno of a system call interrupted by a signal: retried.</summary>
+    internal const int EIntr = 4;
 
     /// <summary>Linux errno values (the same on x86-64 and arm64) as the runtime maps them.</summary>
     internal static SocketError Map(int errno) => errno switch
@@ -123,6 +104,28 @@ internal static unsafe partial class SocketCalls
         24 or 23 => SocketError.TooManyOpenSockets, // EMFILE, ENFILE
         _ => SocketError.SocketError,
     };
+
+    /// <summary>
+    /// A socket's descriptor number, with a reference on its handle until disposed, so that the socket
+    /// cannot be closed (and the number reused by another) while a system call uses it. Throws
+    /// <see cref="ObjectDisposedException"/> when the socket is already closed.
+    /// </summary>
+    internal readonly ref struct Descriptor
+    {
+        private readonly SafeHandle _handle;
+
+        public Descriptor(Socket socket)
+        {
+            _handle = socket.SafeHandle;
+            var added = false;
+            _handle.DangerousAddRef(ref added);
+            Value = (int)_handle.DangerousGetHandle();
+        }
+
+        public int Value { get; }
+
+        public void Dispose() => _handle.DangerousRelease();
+    }
 
     [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
     private static partial nint Recv(int fd, byte* buffer, nint length, int flags);

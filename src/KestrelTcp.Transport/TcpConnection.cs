@@ -127,6 +127,10 @@ internal sealed partial class TcpConnection : ConnectionContext, IDuplexPipe, IC
 
     public Socket Socket => _socket;
 
+    /// <summary>A non-blocking receive of what the socket holds now.</summary>
+    internal int ReceiveNow(Span<byte> buffer, out SocketError error) =>
+        _native ? SocketCalls.Receive(_socket, buffer, out error) : _socket.Receive(buffer, SocketFlags.None, out error);
+
     /// <summary>A non-blocking send of what the socket takes now.</summary>
     internal int SendNow(ReadOnlySpan<byte> bytes, out SocketError error) =>
         _native ? SocketCalls.Send(_socket, bytes, out error) : _socket.Send(bytes, SocketFlags.None, out error);

@@ -631,9 +631,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         var urgent = _engine is not null && Volatile.Read(ref _urgent) != 0 ? Interlocked.Exchange(ref _urgent, 0) : 0;
         try
         {
-            received = _engine is not null
-                ? SocketCalls.Receive(_connection.Socket, target.Array.AsSpan(target.End), out status)
-                : _connection.Socket.Receive(target.Array.AsSpan(target.End), SocketFlags.None, out status);
+            received = _connection.ReceiveNow(target.Array.AsSpan(target.End), out status);
         }
         catch (ObjectDisposedException)
         {

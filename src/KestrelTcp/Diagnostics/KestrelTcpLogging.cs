@@ -18,7 +18,8 @@ namespace KestrelTcp.Diagnostics;
 /// </summary>
 internal static class KestrelTcpLogging
 {
-    private const string TextTemplate = "[{Timestamp:yyyy-MM-dd HH:mm:ss.fff} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}";
+    /// <summary>The console's text line; also the default template of a configured text sink (<see cref="SerilogSettings"/>).</summary>
+    internal const string TextTemplate = "[{Timestamp:yyyy-MM-dd HH:mm:ss.fff} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}";
 
     /// <summary>The logger before the host exists: every event a plain line on stderr, so stdout carries nothing but the server's own log.</summary>
     public static Serilog.ILogger CreateBootstrapLogger() => new LoggerConfiguration()

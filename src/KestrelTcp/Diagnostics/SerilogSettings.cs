@@ -243,7 +243,7 @@ internal sealed class SerilogSettings
             return sink => sink.Console(formatter(), minimum, standardErrorFromLevel: standardError);
         }
 
-        return sink => sink.Console(minimum, template ?? DefaultTemplate, CultureInfo.InvariantCulture,
+        return sink => sink.Console(minimum, template ?? KestrelTcpLogging.TextTemplate, CultureInfo.InvariantCulture,
             standardErrorFromLevel: standardError, theme: theme, applyThemeToRedirectedOutput: applyTheme);
     }
 
@@ -277,7 +277,7 @@ internal sealed class SerilogSettings
                 flushToDiskInterval: flush, rollingInterval: rolling, rollOnFileSizeLimit: rollOnSize, retainedFileCountLimit: retained);
         }
 
-        return sink => sink.File(path!, minimum, template ?? DefaultTemplate, CultureInfo.InvariantCulture, sizeLimit, buffered: buffered, shared: shared,
+        return sink => sink.File(path!, minimum, template ?? KestrelTcpLogging.TextTemplate, CultureInfo.InvariantCulture, sizeLimit, buffered: buffered, shared: shared,
             flushToDiskInterval: flush, rollingInterval: rolling, rollOnFileSizeLimit: rollOnSize, retainedFileCountLimit: retained);
     }
 
@@ -292,7 +292,7 @@ internal sealed class SerilogSettings
             return sink => sink.Debug(formatter(), minimum);
         }
 
-        return sink => sink.Debug(minimum, template ?? DefaultTemplate, CultureInfo.InvariantCulture);
+        return sink => sink.Debug(minimum, template ?? KestrelTcpLogging.TextTemplate, CultureInfo.InvariantCulture);
     }
 
     private static Action<LoggerSinkConfiguration> ReadAsync(SinkArguments args, ICollection<string> problems, ref string description)
@@ -329,8 +329,6 @@ internal sealed class SerilogSettings
             bufferSize,
             blockWhenFull);
     }
-
-    private const string DefaultTemplate = "[{Timestamp:yyyy-MM-dd HH:mm:ss.fff} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}";
 
     /// <summary>
     /// The <c>Args</c> of one sink: each read marks its key, so that what is left at the end is a

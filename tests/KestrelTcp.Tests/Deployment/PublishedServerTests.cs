@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using KestrelTcp.Hosting;
+using KestrelTcp.Tests.Infrastructure;
 
 namespace KestrelTcp.Tests.Deployment;
 
@@ -243,12 +244,8 @@ public class PublishedServerTests(PublishedImage image) : IClassFixture<Publishe
         using var server = image.Start(environment);
         await server.WaitUntilReadyAsync(ports[settings.HttpPort], StartTimeout);
 
-        var deadline = Stopwatch.StartNew();
-        while (!receiver.Exports.Any(e => e.Contains("kestreltcp.connections.accepted", StringComparison.Ordinal)) && deadline.Elapsed < IoTimeout)
-        {
-            await Task.Delay(50);
-        }
-
+        await TestServer.WaitUntilAsync(
+            () => Task.FromResult(receiver.Exports.Any(e => e.Contains("kestreltcp.connections.accepted", StringComparison.Ordinal))), because: "an OTLP export with our series");
         Assert.Contains(receiver.Exports, e => e.Contains("kestreltcp.connections.accepted", StringComparison.Ordinal));
         Assert.Equal(protocol == "grpc" ? "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export" : "/v1/metrics", receiver.Paths.First());
     }
