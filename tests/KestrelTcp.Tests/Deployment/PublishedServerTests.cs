@@ -286,6 +286,17 @@ public class PublishedServerTests(PublishedImage image) : IClassFixture<Publishe
         using var greetingStream = new NetworkStream(greeting);
         await ReadLineAsync(greetingStream);
         using var echo = await ConnectAsync(echoPort);
+        // Both accepted by the server, not only by the kernel: one still in the listen backlog when the drain
+        // begins is refused, as docker stop's SIGTERM means it to be, and would have nothing to drain.
+        using (var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{ports[settings.HttpPort]}"), Timeout = IoTimeout })
+        {
+            await TestServer.WaitUntilAsync(async () =>
+            {
+                using var health = JsonDocument.Parse(await http.GetStringAsync("/health"));
+                return health.RootElement.GetProperty("listeners").EnumerateArray().Sum(l => l.GetProperty("activeConnections").GetInt32()) == 2;
+            }, because: "the greeting and echo connections open on the server");
+        }
+
         var pending = Encoding.ASCII.GetBytes("still in flight");
         await echo.SendAsync(pending);
 
