@@ -5,6 +5,10 @@
 # plain scenario against all three, rotating which goes first each round, and prints a results table
 # with ratios KestrelTcp / C reference and KestrelTcp / Go reference plus one machine-readable RESULT
 # line per run and RATIO line per figure.
+# The platform's floor, reference/kestrel-minimal (the least a Kestrel host can be: the slim builder, Kestrel's
+# own socket transport, an Echo and a Time ConnectionHandler, one /health/ready endpoint, Native AOT like
+# KestrelTcp), runs the start-up, one-connection ping-pong and accept cases too: its column shows how much of a
+# gap to C or Go is Kestrel's and .NET's, and how much is KestrelTcp's own.
 #
 #   bench/run.sh                     full run (3 rounds, 10,000 and 19,000 held connections, TLS, start-up), about 8.5 minutes
 #   bench/run.sh --quick             1 round, short windows, 2,000 held connections, about 2 minutes
@@ -21,6 +25,7 @@
 #                                                  bench/published/KestrelTcp, made by this script for this machine)
 #            --greeting                          (also hold Greeting connections)
 #            --no-go                              (without the Go reference)
+#            --no-floor                           (without the minimal Kestrel host)
 #
 # Pinning (2-core machine): all servers on cpu0 (the Go one with GOMAXPROCS=1: one core, as for the others); the load on cpu1, except the one-connection
 # ping-pong, where client and server share cpu0 so that per-message cost, not the VM's cross-core
@@ -38,7 +43,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ROUNDS=3 SECS=4 WARMUP=1 SERVER_WARMUP=3 HOLD=10000 HOLD_LARGE=19000 HOLD_SECS=15 PING=5 STARTUP_RUNS=3 BUILD=1 GREETING=0 GO_ON=1
+ROUNDS=3 SECS=4 WARMUP=1 SERVER_WARMUP=3 HOLD=10000 HOLD_LARGE=19000 HOLD_SECS=15 PING=5 STARTUP_RUNS=3 BUILD=1 GREETING=0 GO_ON=1 FLOOR_ON=1
 ONLY="startup bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold hold-large"
 SERVER_ENV="" SERVER_ARGS="" OUT="" SERVER_DLL_OPT="" TLS_KEY=rsa AOT=1
 while [[ $# -gt 0 ]]; do
@@ -62,7 +67,8 @@ while [[ $# -gt 0 ]]; do
     --jit) AOT=0 ;;
     --greeting) GREETING=1 ;;
     --no-go) GO_ON=0 ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    --no-floor) FLOOR_ON=0 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -103,6 +109,7 @@ REFSERVER=$ROOT/bench/reference/build/refserver
 PUBLISHED=$ROOT/bench/published
 [[ $AOT == 1 && -z $SERVER_DLL_OPT ]] && SERVER_DLL=$PUBLISHED/KestrelTcp
 REFSERVER_GO=$ROOT/bench/reference/build/refserver-go
+FLOOR_SERVER=$ROOT/bench/reference/build/kestrel-minimal/KestrelMinimal
 if [[ $GO_ON == 1 ]] && ! command -v go >/dev/null; then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     echo "== go missing: apt-get install golang-go" >&2
@@ -130,9 +137,16 @@ if [[ $GO_ON == 1 ]] && command -v go >/dev/null && [[ $BUILD == 1 || ! -x $REFS
   chmod -R u+w "$GO_TMP" 2>/dev/null || true; rm -rf "$GO_TMP"
 fi
 if [[ $GO_ON == 1 && ! -x $REFSERVER_GO ]]; then GO_ON=0; fi
+if [[ $FLOOR_ON == 1 && ( $BUILD == 1 || ! -x $FLOOR_SERVER ) ]]; then
+  echo "== publish the minimal Kestrel host (Native AOT)" >&2
+  dotnet publish -c Release -a "$(dotnet --info | awk '/RID:/{print $2; exit}' | sed 's/^linux-//')" \
+    "$ROOT/bench/reference/kestrel-minimal/KestrelMinimal.csproj" -o "$(dirname "$FLOOR_SERVER")" -nologo -v q >&2 \
+    || { echo "publish of the minimal Kestrel host failed: its column is skipped" >&2; rm -f "$FLOOR_SERVER"; }
+fi
+if [[ $FLOOR_ON == 1 && ! -x $FLOOR_SERVER ]]; then FLOOR_ON=0; fi
 bench() { DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 dotnet "$BENCH_DLL" "$@"; }
 
-read -r K_ECHO K_TIME K_GREET K_HTTP R_ECHO R_TIME S_HTTP K_TLS H_TLS G_ECHO G_TIME S_ECHO S_TIME <<<"$(bench ports 13)"
+read -r K_ECHO K_TIME K_GREET K_HTTP R_ECHO R_TIME S_HTTP K_TLS H_TLS G_ECHO G_TIME S_ECHO S_TIME F_ECHO F_TIME F_HTTP <<<"$(bench ports 16)"
 # Set when the TLS cases run: the certificate's directory, HAProxy's process, whether KestrelTcp speaks TLS.
 TLS_DIR="" HAP_PID="" K_TLS_OK=0
 kestrel_args() {  # $1 echo, $2 time, $3 greeting, $4 http, [$5 TLS echo: the echo-tls listener, CONTRACT §6 keys]
@@ -152,6 +166,7 @@ kestrel_args() {  # $1 echo, $2 time, $3 greeting, $4 http, [$5 TLS echo: the ec
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)"
   echo "dotnet: $(dotnet --version) SDK; $(dotnet --list-runtimes | grep AspNetCore | tail -1)"
   if [[ $GO_ON == 1 ]]; then echo "go reference: $(go version 2>/dev/null | cut -d' ' -f3-4), GOMAXPROCS=1, goroutine per connection, io.Copy"; fi
+  if [[ $FLOOR_ON == 1 ]]; then echo "kestrel floor: reference/kestrel-minimal, Native AOT, slim builder, Kestrel's socket transport (startup, pingpong_1, accept_32)"; fi
   echo "commit: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet || echo '+dirty')"
   echo "settings: rounds=$ROUNDS seconds=$SECS warmup=$WARMUP hold=$HOLD hold_seconds=$HOLD_SECS open_files=$FDS server_env='$SERVER_ENV' server_args='$SERVER_ARGS' server=$(server_command)"
   if [[ $TLS_ON == 1 ]]; then
@@ -201,6 +216,11 @@ if wants startup; then
     GOMAXPROCS=1 bench startup --target reference-go --runs "$STARTUP_RUNS" --tcp-port "$S_ECHO" --case startup -- \
       "$REFSERVER_GO" "$S_ECHO" "$S_TIME" 127.0.0.1 | tee -a "$RESULTS"
   fi
+  # The minimal Kestrel host has an HTTP port: ready when /health/ready answers 200, as for KestrelTcp.
+  if [[ $FLOOR_ON == 1 ]]; then
+    env ASPNETCORE_HTTP_PORTS= dotnet "$BENCH_DLL" startup --target kestrel-minimal --runs "$STARTUP_RUNS" --http-port "$S_HTTP" --case startup -- \
+      "$FLOOR_SERVER" 0 0 "$S_HTTP" 127.0.0.1 | tee -a "$RESULTS"
+  fi
 fi
 
 # A TLS 1.3 handshake with the port, as openssl's client makes it: 0 when it completed.
@@ -218,6 +238,11 @@ start_servers() {
   if [[ $GO_ON == 1 ]]; then
     GOMAXPROCS=1 taskset -c 0 "$REFSERVER_GO" "$G_ECHO" "$G_TIME" 127.0.0.1 > "$OUT/reference-go.$SUFFIX.log" 2>&1 &
     GO_PID=$!; PIDS+=("$GO_PID")
+  fi
+  FLOOR_PID=""
+  if [[ $FLOOR_ON == 1 ]]; then
+    env ASPNETCORE_HTTP_PORTS= taskset -c 0 "$FLOOR_SERVER" "$F_ECHO" "$F_TIME" "$F_HTTP" 127.0.0.1 > "$OUT/kestrel-minimal.$SUFFIX.log" 2>&1 &
+    FLOOR_PID=$!; PIDS+=("$FLOOR_PID")
   fi
   HAP_PID=""
   if [[ $TLS_ON == 1 ]]; then
@@ -258,6 +283,13 @@ CFG
       sleep 0.1
     done
   fi
+  if [[ $FLOOR_ON == 1 ]]; then
+    for _ in $(seq 100); do
+      if curl -sf "http://127.0.0.1:$F_HTTP/health/ready" >/dev/null 2>&1; then break; fi
+      kill -0 "$FLOOR_PID" 2>/dev/null || { echo "the minimal Kestrel host exited:" >&2; cat "$OUT/kestrel-minimal.$SUFFIX.log" >&2; exit 1; }
+      sleep 0.1
+    done
+  fi
   if [[ $TLS_ON == 1 ]]; then
     for _ in $(seq 50); do
       if tls_handshakes "$H_TLS"; then break; fi
@@ -276,8 +308,8 @@ CFG
   fi
 }
 stop_servers() {
-  kill "$K_PID" "$REF_PID" ${HAP_PID:+"$HAP_PID"} ${GO_PID:+"$GO_PID"} 2>/dev/null || true
-  wait "$K_PID" "$REF_PID" ${HAP_PID:+"$HAP_PID"} ${GO_PID:+"$GO_PID"} 2>/dev/null || true
+  kill "$K_PID" "$REF_PID" ${HAP_PID:+"$HAP_PID"} ${GO_PID:+"$GO_PID"} ${FLOOR_PID:+"$FLOOR_PID"} 2>/dev/null || true
+  wait "$K_PID" "$REF_PID" ${HAP_PID:+"$HAP_PID"} ${GO_PID:+"$GO_PID"} ${FLOOR_PID:+"$FLOOR_PID"} 2>/dev/null || true
 }
 start_servers
 
@@ -287,6 +319,7 @@ run_case() {  # $1 case, $2 round, $3 target, $4 client cpu, then bench argument
   case $target in
     kestreltcp) pid=$K_PID port_echo=$K_ECHO port_time=$K_TIME port_tls=$K_TLS ;;
     reference-go) pid=$GO_PID port_echo=$G_ECHO port_time=$G_TIME port_tls="" ;;
+    kestrel-minimal) pid=$FLOOR_PID port_echo=$F_ECHO port_time=$F_TIME port_tls="" ;;
     *) pid=$REF_PID port_echo=$R_ECHO port_time=$R_TIME port_tls=$H_TLS ;;
   esac
   # The TLS reference is two processes, HAProxy and the C server behind it: their CPU is summed.
@@ -317,28 +350,31 @@ warm_server
 
 TARGETS=(kestreltcp reference)
 if [[ $GO_ON == 1 ]]; then TARGETS+=(reference-go); fi
+if [[ $FLOOR_ON == 1 ]]; then TARGETS+=(kestrel-minimal); fi
+# The minimal Kestrel host runs the cases where KestrelTcp's gap to a reference is the platform question.
+floor_case() { [[ $1 != kestrel-minimal || $2 == pingpong_1 || $2 == accept_32 ]]; }
 for round in $(seq "$ROUNDS"); do
   # Rotated each round, so that over 3 rounds every server goes first, second and last once.
   order=()
   for i in "${!TARGETS[@]}"; do order+=("${TARGETS[$(( (i + round - 1) % ${#TARGETS[@]} ))]}"); done
   echo "== round $round of $ROUNDS (${order[*]})" >&2
   for t in "${order[@]}"; do
-    wants bulk && run_case bulk "$round" "$t" 1 bulk --port @ECHO --connections 64 --chunk 16384 --window 65536
+    wants bulk && floor_case "$t" bulk && run_case bulk "$round" "$t" 1 bulk --port @ECHO --connections 64 --chunk 16384 --window 65536
   done
   for t in "${order[@]}"; do
-    wants pingpong_1 && run_case pingpong_1 "$round" "$t" 0 pingpong --port @ECHO --connections 1 --size 64
+    wants pingpong_1 && floor_case "$t" pingpong_1 && run_case pingpong_1 "$round" "$t" 0 pingpong --port @ECHO --connections 1 --size 64
   done
   for t in "${order[@]}"; do
-    wants pingpong_100 && run_case pingpong_100 "$round" "$t" 1 pingpong --port @ECHO --connections 100 --size 64
+    wants pingpong_100 && floor_case "$t" pingpong_100 && run_case pingpong_100 "$round" "$t" 1 pingpong --port @ECHO --connections 100 --size 64
   done
   for t in "${order[@]}"; do
-    wants accept_32 && run_case accept_32 "$round" "$t" 1 accept --port @TIME --workers 32
+    wants accept_32 && floor_case "$t" accept_32 && run_case accept_32 "$round" "$t" 1 accept --port @TIME --workers 32
   done
   for t in "${order[@]}"; do
-    wants tls-bulk && tls_target "$t" && run_case tls-bulk "$round" "$t" 1 tls-bulk --port @TLS --connections 64 --chunk 16384 --window 65536
+    wants tls-bulk && floor_case "$t" tls-bulk && tls_target "$t" && run_case tls-bulk "$round" "$t" 1 tls-bulk --port @TLS --connections 64 --chunk 16384 --window 65536
   done
   for t in "${order[@]}"; do
-    wants tls-handshake && tls_target "$t" && run_case tls-handshake "$round" "$t" 1 tls-handshake --port @TLS --connections 16 --size 16
+    wants tls-handshake && floor_case "$t" tls-handshake && tls_target "$t" && run_case tls-handshake "$round" "$t" 1 tls-handshake --port @TLS --connections 16 --size 16
   done
 done
 

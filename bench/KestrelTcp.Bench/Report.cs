@@ -7,13 +7,15 @@ namespace KestrelTcp.Bench;
 /// Turns the RESULT lines of a run into the results table: per case and metric the KestrelTcp median
 /// (and range over rounds), the C reference's median and the ratio KestrelTcp / C reference taken round by
 /// round (median and range), against the issue's targets, then the same two for the Go reference
-/// (target <c>reference-go</c>; the targets and verdicts stay against the C reference).
+/// (target <c>reference-go</c>; the targets and verdicts stay against the C reference), and for the cases it
+/// runs the minimal Kestrel host (target <c>kestrel-minimal</c>): the platform's floor.
 /// </summary>
 internal static class Report
 {
     private const string Server = "kestreltcp";
     private const string Reference = "reference";
     private const string ReferenceGo = "reference-go";
+    private const string Floor = "kestrel-minimal";
 
     private sealed record Metric(string Key, string Label, string Unit, bool HigherIsBetter, double? RatioTarget, double? AbsoluteTarget);
 
@@ -50,6 +52,7 @@ internal static class Report
                 var mine = Values(runs, Server, m.Key);
                 var theirs = Values(runs, Reference, m.Key);
                 var go = Values(runs, ReferenceGo, m.Key);
+                var floor = Values(runs, Floor, m.Key);
                 if (mine.Count == 0 && theirs.Count == 0 && go.Count == 0)
                 {
                     continue;
@@ -59,6 +62,8 @@ internal static class Report
                 var ratio = ratios.Count > 0 ? Median(ratios) : (double?)null;
                 var goRatios = Ratios(runs, ReferenceGo, m.Key);
                 var goRatio = goRatios.Count > 0 ? Median(goRatios) : (double?)null;
+                var floorRatios = Ratios(runs, Floor, m.Key);
+                var floorRatio = floorRatios.Count > 0 ? Median(floorRatios) : (double?)null;
                 string verdict;
                 string target;
                 if (m.RatioTarget is { } rt)
@@ -82,13 +87,13 @@ internal static class Report
                 // A reference-only row (KestrelTcp not measured, e.g. a build without TLS) still shows the reference.
                 // The Go pair is appended after the existing fields, so that parsers of the older line keep working.
                 table.Add([c, m.Label, mine.Count > 0 ? Range(mine) : "—", theirs.Count > 0 ? Fmt(Median(theirs)) : "—", RatioCell(ratios),
-                    go.Count > 0 ? Fmt(Median(go)) : "—", RatioCell(goRatios), target, verdict]);
+                    go.Count > 0 ? Fmt(Median(go)) : "—", RatioCell(goRatios), floor.Count > 0 ? Fmt(Median(floor)) : "—", RatioCell(floorRatios), target, verdict]);
                 machine.Add(string.Create(CultureInfo.InvariantCulture,
-                    $"RATIO case={c} metric={m.Key} kestreltcp={(mine.Count > 0 ? Fmt(Median(mine)) : "na")} reference={(theirs.Count > 0 ? Fmt(Median(theirs)) : "na")} ratio={(ratio is { } r1 ? Fmt(r1) : "na")} rounds={mine.Count} target={target.Replace(" ", "", StringComparison.Ordinal)} verdict={(verdict.Length > 0 ? verdict : "info")} go={(go.Count > 0 ? Fmt(Median(go)) : "na")} ratio_go={(goRatio is { } r2 ? Fmt(r2) : "na")}"));
+                    $"RATIO case={c} metric={m.Key} kestreltcp={(mine.Count > 0 ? Fmt(Median(mine)) : "na")} reference={(theirs.Count > 0 ? Fmt(Median(theirs)) : "na")} ratio={(ratio is { } r1 ? Fmt(r1) : "na")} rounds={mine.Count} target={target.Replace(" ", "", StringComparison.Ordinal)} verdict={(verdict.Length > 0 ? verdict : "info")} go={(go.Count > 0 ? Fmt(Median(go)) : "na")} ratio_go={(goRatio is { } r2 ? Fmt(r2) : "na")} floor={(floor.Count > 0 ? Fmt(Median(floor)) : "na")} ratio_floor={(floorRatio is { } r3 ? Fmt(r3) : "na")}"));
             }
         }
 
-        string[] header = ["case", "metric", "KestrelTcp (median, range)", "reference", "ratio (median, range)", "Go ref", "ratio vs Go (median, range)", "target", ""];
+        string[] header = ["case", "metric", "KestrelTcp (median, range)", "reference", "ratio (median, range)", "Go ref", "ratio vs Go (median, range)", "Kestrel floor", "ratio vs floor", "target", ""];
         Console.WriteLine(markdown ? Markdown(header, table) : Plain(header, table));
         if (!markdown)
         {
