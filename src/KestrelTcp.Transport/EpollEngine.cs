@@ -22,12 +22,17 @@ internal sealed partial class EpollEngine
 {
     private const int MaxEvents = 512;
     private const int EpollCtlAdd = 1;
+    private const int EpollCtlMod = 3;
     private const uint EpollIn = 0x001;
     private const uint EpollPri = 0x002;
     private const uint EpollErr = 0x008;
     private const uint EpollHup = 0x010;
     private const uint EpollRdHup = 0x2000;
+    private const uint EpollOneShot = 1u << 30;
     private const uint EpollEdgeTriggered = 1u << 31;
+
+    // An event's data for a listening socket: this bit and the listener's index, no generation.
+    private const uint ListenerBit = 1u << 31;
 
     // Bytes, urgent data (a receive stops short at the urgent mark), the client's FIN; edge-triggered.
     private const uint Interest = EpollIn | EpollPri | EpollRdHup | EpollEdgeTriggered;
@@ -45,6 +50,7 @@ internal sealed partial class EpollEngine
     private readonly Stack<int> _free = new();
     private Slot[] _slots = new Slot[1024];
     private int _used;
+    private TcpConnectionListener?[] _listeners = [];
 
     private EpollEngine(int epoll, string name)
     {
@@ -102,6 +108,53 @@ internal sealed partial class EpollEngine
             }
 
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Adds a listening socket's entry: its readiness is reported to <paramref name="listener"/>
+    /// (<see cref="TcpConnectionListener.OnReadable"/>) once per <see cref="ArmListener"/>.
+    /// </summary>
+    public int AddListener(TcpConnectionListener listener)
+    {
+        lock (_lock)
+        {
+            var grown = new TcpConnectionListener?[_listeners.Length + 1];
+            Array.Copy(_listeners, grown, _listeners.Length);
+            grown[^1] = listener;
+            Volatile.Write(ref _listeners, grown);
+            return grown.Length - 1;
+        }
+    }
+
+    /// <summary>
+    /// Asks for one readiness report of the listening socket (one-shot: the descriptor is added the
+    /// first time, re-armed after). A connection already waiting reports at once.
+    /// </summary>
+    public SocketError ArmListener(int listener, Socket socket, bool first)
+    {
+        try
+        {
+            using var descriptor = new SocketCalls.Descriptor(socket);
+            var data = (ulong)(ListenerBit | (uint)listener);
+            var op = first ? EpollCtlAdd : EpollCtlMod;
+            var result = s_packed ? CtlPacked(op, descriptor.Value, EpollIn | EpollOneShot, data) : CtlAligned(op, descriptor.Value, EpollIn | EpollOneShot, data);
+            return result == 0 ? SocketError.Success : SocketCalls.Map(Marshal.GetLastPInvokeError());
+        }
+        catch (ObjectDisposedException)
+        {
+            return SocketError.OperationAborted;
+        }
+    }
+
+    /// <summary>Forgets a listener whose socket is closed (closing took it out of the epoll set).</summary>
+    public void RemoveListener(int listener)
+    {
+        lock (_lock)
+        {
+            var copy = (TcpConnectionListener?[])_listeners.Clone();
+            copy[listener] = null;
+            Volatile.Write(ref _listeners, copy);
         }
     }
 
@@ -215,6 +268,18 @@ internal sealed partial class EpollEngine
                 var data = *(ulong*)(events + (i * stride) + dataOffset);
                 var flags = *(uint*)(events + (i * stride));
                 var index = (int)(uint)data;
+                if (((uint)data & ListenerBit) != 0)
+                {
+                    var listeners = Volatile.Read(ref _listeners);
+                    var id = (int)((uint)data & ~ListenerBit);
+                    if (id < listeners.Length)
+                    {
+                        listeners[id]?.OnReadable();
+                    }
+
+                    continue;
+                }
+
                 if ((uint)index >= (uint)slots.Length)
                 {
                     continue;
@@ -238,16 +303,20 @@ internal sealed partial class EpollEngine
         }
     }
 
-    private unsafe int AddPacked(int fd, ulong data)
+    private int AddPacked(int fd, ulong data) => CtlPacked(EpollCtlAdd, fd, Interest, data);
+
+    private int AddAligned(int fd, ulong data) => CtlAligned(EpollCtlAdd, fd, Interest, data);
+
+    private unsafe int CtlPacked(int op, int fd, uint events, ulong data)
     {
-        var ev = new PackedEvent { Events = Interest, Data = data };
-        return EpollCtl(_epoll, EpollCtlAdd, fd, &ev);
+        var ev = new PackedEvent { Events = events, Data = data };
+        return EpollCtl(_epoll, op, fd, &ev);
     }
 
-    private unsafe int AddAligned(int fd, ulong data)
+    private unsafe int CtlAligned(int op, int fd, uint events, ulong data)
     {
-        var ev = new AlignedEvent { Events = Interest, Data = data };
-        return EpollCtl(_epoll, EpollCtlAdd, fd, &ev);
+        var ev = new AlignedEvent { Events = events, Data = data };
+        return EpollCtl(_epoll, op, fd, &ev);
     }
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]

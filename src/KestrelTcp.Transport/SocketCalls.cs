@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
@@ -21,6 +23,7 @@ internal static unsafe partial class SocketCalls
 {
     private const int FionBio = 0x5421;
     private const int MsgNoSignal = 0x4000;
+    private const int SockCloExec = 0x80000;
 
     /// <summary>Makes the descriptor non-blocking, leaving the <see cref="Socket"/>'s own mode as it is.</summary>
     public static void SetNonBlocking(Socket socket)
@@ -81,6 +84,90 @@ internal static unsafe partial class SocketCalls
         }
     }
 
+    /// <summary>
+    /// One <c>accept4</c> on a listening socket whose descriptor is non-blocking (<see cref="SetNonBlocking"/>),
+    /// retried on EINTR: the accepted socket (blocking, close-on-exec, as the runtime's accept makes it),
+    /// or null and the error. <paramref name="transient"/> says the error belongs to that one connection
+    /// (gone before it was taken, or a network error accept(2) passes on): take the next.
+    /// <paramref name="peer"/> is the client's address as accept returned it, given only when the socket
+    /// can no longer tell (a client that reset the connection before it was taken: getpeername fails).
+    /// </summary>
+    public static Socket? Accept(Socket listener, out SocketError error, out bool transient, out IPEndPoint? peer)
+    {
+        transient = false;
+        peer = null;
+        int fd;
+        var address = stackalloc byte[128]; // sockaddr_storage
+        var length = 128;
+        try
+        {
+            using var descriptor = new Descriptor(listener);
+            while ((fd = Accept4(descriptor.Value, address, &length, SockCloExec)) < 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno != EIntr)
+                {
+                    // ECONNABORTED, EPROTO, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH, ENETDOWN, ECONNRESET.
+                    transient = errno is 103 or 71 or 92 or 112 or 64 or 113 or 95 or 101 or 100 or 104;
+                    error = Map(errno);
+                    return null;
+                }
+
+                length = 128;
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            error = SocketError.OperationAborted;
+            return null;
+        }
+
+        var handle = new SafeSocketHandle(fd, ownsHandle: true);
+        try
+        {
+            // Reads the family, type, protocol and addresses from the descriptor (a few getsockopt calls):
+            // cheaper than the wake-up of the runtime's socket engine it replaces.
+            error = SocketError.Success;
+            var socket = new Socket(handle);
+            if (socket.RemoteEndPoint is null)
+            {
+                peer = Parse(new ReadOnlySpan<byte>(address, Math.Min(length, 128)));
+            }
+
+            return socket;
+        }
+        catch (SocketException ex)
+        {
+            handle.Dispose();
+            error = ex.SocketErrorCode;
+            transient = true;
+            return null;
+        }
+    }
+
+    /// <summary>A Linux sockaddr_in or sockaddr_in6 (family in host order, port in network order); null for any other.</summary>
+    internal static IPEndPoint? Parse(ReadOnlySpan<byte> address)
+    {
+        if (address.Length < 2)
+        {
+            return null;
+        }
+
+        var family = BinaryPrimitives.ReadUInt16LittleEndian(address);
+        if (family == 2 && address.Length >= 8)
+        {
+            return new IPEndPoint(new IPAddress(address.Slice(4, 4)), BinaryPrimitives.ReadUInt16BigEndian(address[2..]));
+        }
+
+        if (family == 10 && address.Length >= 28)
+        {
+            var scope = BinaryPrimitives.ReadUInt32LittleEndian(address[24..]);
+            return new IPEndPoint(new IPAddress(address.Slice(8, 16), scope), BinaryPrimitives.ReadUInt16BigEndian(address[2..]));
+        }
+
+        return null;
+    }
+
     /// <summary>The errno of a system call interrupted by a signal: retried.</summary>
     internal const int EIntr = 4;
 
@@ -132,6 +219,9 @@ internal static unsafe partial class SocketCalls
 
     [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
     private static partial nint SendBytes(int fd, byte* buffer, nint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "accept4", SetLastError = true)]
+    private static partial int Accept4(int fd, void* address, int* length, int flags);
 
     [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
     private static partial int Ioctl(int fd, nint request, int* argument);

@@ -728,6 +728,165 @@ public class TcpTransportTests
         Assert.Null(await accept.Within());
     }
 
+    /// <summary>
+    /// With epoll readiness the listening socket never joins the runtime's socket engine: its accepts are
+    /// the transport's own accept4 calls, and it waits for one report of the transport's epoll set only
+    /// when no connection is waiting. The runtime's engine registers a listener for good, edge-triggered,
+    /// and its thread then woke for every arriving connection (two context switches per accepted
+    /// connection, docs/benchmarks.md round 8). Both ways of accepting are taken here: a connection that
+    /// arrives while the accept waits, and a backlog that is already there. Without epoll readiness the
+    /// runtime's accept (and so its context) is used, which the check proves it can see.
+    /// </summary>
+    [Theory]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    [InlineData(false, false)]
+    public async Task Accept_WithEpollReadiness_ListeningSocketGetsNoRuntimeSocketContext(bool epoll, bool inline)
+    {
+        await using var factory = CreateFactory(inline: inline, epoll: epoll);
+        await using var listener = await factory.BindAsync();
+        var clients = new List<TestClient>();
+        var accepted = new List<ConnectionContext>();
+        try
+        {
+            var waiting = listener.AcceptAsync();
+            Assert.False(waiting.IsCompleted, "nobody connected yet");
+            clients.Add(await TestClient.ConnectAsync(listener.EndPoint));
+            accepted.Add((await waiting.Within())!);
+
+            for (var i = 0; i < 3; i++)
+            {
+                clients.Add(await TestClient.ConnectAsync(listener.EndPoint));
+            }
+
+            for (var i = 0; i < 3; i++)
+            {
+                accepted.Add((await listener.AcceptAsync().Within())!);
+            }
+
+            // Every accepted connection is whole: its addresses are the client's, and it carries bytes.
+            for (var i = 0; i < clients.Count; i++)
+            {
+                var connection = Assert.IsType<TcpConnection>(accepted[i]);
+                Assert.Equal(clients[i].Socket.LocalEndPoint, connection.RemoteEndPoint);
+                Assert.Equal(listener.EndPoint, connection.LocalEndPoint);
+                await clients[i].SendAsync("hi");
+                var read = await ReadAtLeastAsync(connection.Transport.Input, 2);
+                Assert.Equal("hi"u8.ToArray(), read.Buffer.ToArray());
+                connection.Transport.Input.AdvanceTo(read.Buffer.End);
+            }
+
+            var field = typeof(SafeSocketHandle).GetField("_asyncContext", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance);
+            Assert.NotNull(field);
+            var context = field.GetValue(Assert.IsType<TcpConnectionListener>(listener).Socket.SafeHandle);
+            if (epoll)
+            {
+                Assert.Null(context);
+            }
+            else
+            {
+                Assert.NotNull(context);
+            }
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                await client.DisposeAsync();
+            }
+
+            foreach (var connection in accepted)
+            {
+                connection.Abort();
+                await connection.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The wait for a connection is one report of the epoll set at a time (one-shot, re-armed for each
+    /// wait): wait after wait ends with the next client, and two listeners' reports never cross.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AcceptAsync_WaitAfterWait_EachEndsWithItsOwnListenersNextClient(bool inline)
+    {
+        await using var factory = CreateFactory(inline: inline);
+        await using var first = await factory.BindAsync();
+        await using var second = await factory.BindAsync();
+        for (var round = 0; round < 5; round++)
+        {
+            var atFirst = first.AcceptAsync();
+            var atSecond = second.AcceptAsync();
+            Assert.False(atFirst.IsCompleted || atSecond.IsCompleted, "nobody connected yet");
+
+            await using var toSecond = await TestClient.ConnectAsync(second.EndPoint);
+            await using var fromSecond = (await atSecond.Within())!;
+            Assert.Equal(toSecond.Socket.LocalEndPoint, fromSecond.RemoteEndPoint);
+            Assert.False(atFirst.IsCompleted, "the second listener's client is not the first's");
+
+            await using var toFirst = await TestClient.ConnectAsync(first.EndPoint);
+            await using var fromFirst = (await atFirst.Within())!;
+            Assert.Equal(toFirst.Socket.LocalEndPoint, fromFirst.RemoteEndPoint);
+            fromFirst.Abort();
+            fromSecond.Abort();
+        }
+    }
+
+    /// <summary>
+    /// A client that resets its connection before the accept (what HAProxy's health checks do) is still
+    /// accepted with its address: accept returns it, though getpeername on the reset socket no longer can,
+    /// and the PROXY protocol's trusted-proxy check and the logs need it.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task AcceptAsync_ClientResetBeforeTheAccept_RemoteEndPointStillTheClients(bool epoll)
+    {
+        await using var factory = CreateFactory(epoll: epoll);
+        await using var listener = await factory.BindAsync();
+        EndPoint client;
+        using (var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            await socket.ConnectAsync(listener.EndPoint);
+            client = socket.LocalEndPoint!;
+            socket.LingerState = new LingerOption(true, 0);
+        }
+
+        await using var accepted = (await listener.AcceptAsync().Within())!;
+        Assert.Equal(client, accepted.RemoteEndPoint);
+        Assert.Equal(listener.EndPoint, accepted.LocalEndPoint);
+        accepted.Abort();
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 2, 0, 0x1F, 0x90, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0 }, "127.0.0.1:8080")]
+    [InlineData(new byte[] { 10, 0, 0x00, 0x50, 0, 0, 0, 0, 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 0, 0, 0 }, "[fe80::1%3]:80")]
+    [InlineData(new byte[] { 10, 0, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3, 0, 0, 0, 0 }, "[::ffff:10.1.2.3]:65535")]
+    [InlineData(new byte[] { 1, 0, (byte)'/', (byte)'x' }, null)]
+    [InlineData(new byte[] { 2, 0, 0, 80 }, null)]
+    public void Parse_SocketAddress_AsAcceptReturnsIt(byte[] address, string? expected) =>
+        Assert.Equal(expected, SocketCalls.Parse(address)?.ToString());
+
+    [Fact]
+    public async Task AcceptAsync_CanceledWhileWaiting_ReturnsNull_AndTheNextAcceptStillWorks()
+    {
+        await using var factory = CreateFactory();
+        await using var listener = await factory.BindAsync();
+        using var cancel = new CancellationTokenSource();
+        var waiting = listener.AcceptAsync(cancel.Token);
+        Assert.False(waiting.IsCompleted, "nobody connected");
+        await cancel.CancelAsync();
+        Assert.Null(await waiting.Within());
+
+        var next = listener.AcceptAsync();
+        await using var client = await TestClient.ConnectAsync(listener.EndPoint);
+        await using var accepted = (await next.Within())!;
+        Assert.Equal(client.Socket.LocalEndPoint, accepted.RemoteEndPoint);
+        accepted.Abort();
+    }
+
     // ---- Helpers
 
     private static OwnTransport CreateFactory(long maxReadBuffer = 65536, bool inline = false, TimeProvider? time = null, bool epoll = true) => new(new TcpTransportFactory(
