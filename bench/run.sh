@@ -43,7 +43,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ROUNDS=3 SECS=4 WARMUP=1 SERVER_WARMUP=3 HOLD=10000 HOLD_LARGE=19000 HOLD_SECS=15 PING=5 STARTUP_RUNS=3 BUILD=1 GREETING=0 GO_ON=1 FLOOR_ON=1
+ROUNDS=3 SECS=4 WARMUP=1 SERVER_WARMUP="" HOLD=10000 HOLD_LARGE=19000 HOLD_SECS=15 PING=5 STARTUP_RUNS=3 BUILD=1 GREETING=0 GO_ON=1 FLOOR_ON=1
 ONLY="startup bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold hold-large"
 SERVER_ENV="" SERVER_ARGS="" OUT="" SERVER_DLL_OPT="" TLS_KEY=rsa AOT=1
 while [[ $# -gt 0 ]]; do
@@ -74,6 +74,8 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 wants() { [[ " $ONLY " == *" $1 "* ]]; }
+# The server's own warm-up: 3 s of each scenario for the JIT build (tiering), 1 s for the AOT executable (nothing to tier).
+if [[ -z $SERVER_WARMUP ]]; then if [[ $AOT == 1 ]]; then SERVER_WARMUP=1; else SERVER_WARMUP=3; fi; fi
 [[ $TLS_KEY == rsa || $TLS_KEY == ec ]] || { echo "--tls-key: rsa or ec, not '$TLS_KEY'" >&2; exit 2; }
 
 # TLS cases need HAProxy (the reference's TLS) and openssl (the certificate). Without them they are skipped.
@@ -119,7 +121,10 @@ if [[ $GO_ON == 1 ]] && ! command -v go >/dev/null; then
 fi
 if [[ $BUILD == 1 ]]; then
   echo "== build (Release)" >&2
-  dotnet build -c Release "$ROOT/src/KestrelTcp/KestrelTcp.csproj" -nologo -v q >&2
+  # The AOT publish below builds the server itself; the JIT build is what --jit (or --server-dll elsewhere) runs.
+  if [[ $AOT == 0 || -n $SERVER_DLL_OPT ]]; then
+    dotnet build -c Release "$ROOT/src/KestrelTcp/KestrelTcp.csproj" -nologo -v q >&2
+  fi
   dotnet build -c Release "$ROOT/bench/KestrelTcp.Bench/KestrelTcp.Bench.csproj" -nologo -v q >&2
   mkdir -p "$ROOT/bench/reference/build"
   cc -O2 -o "$REFSERVER" "$ROOT/bench/reference/refserver.c"
