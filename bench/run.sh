@@ -10,7 +10,7 @@
 # KestrelTcp), runs the start-up, one-connection ping-pong and accept cases too: its column shows how much of a
 # gap to C or Go is Kestrel's and .NET's, and how much is KestrelTcp's own.
 #
-#   bench/run.sh                     full run (3 rounds, 10,000 and 19,000 held connections, TLS, start-up), about 8.5 minutes
+#   bench/run.sh                     full run (3 rounds, 10,000 and 19,000 held connections, TLS, start-up), about 9.5 minutes
 #   bench/run.sh --quick             1 round, short windows, 2,000 held connections, about 2 minutes
 #   options: --rounds N --seconds S --warmup S --server-warmup S --hold N --hold-large N --hold-seconds S --startup-runs N
 #            --only "bulk pingpong_1 pingpong_100 accept_32 tls-bulk tls-handshake hold hold-large startup"
