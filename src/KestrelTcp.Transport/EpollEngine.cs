@@ -16,6 +16,7 @@ namespace KestrelTcp.Transport;
 /// The sets are process-wide, as the runtime's own socket engines are: one per processor with inline
 /// completions (the event thread runs the handler), one otherwise (the reader's receive runs on the
 /// event thread, the handler's continuation on the thread pool). Their threads live as long as the process.
+/// Listening sockets wait on the second kind (one-shot, <see cref="ArmListener"/>), whose thread runs no handler.
 /// </para>
 /// </summary>
 internal sealed partial class EpollEngine
@@ -272,9 +273,16 @@ internal sealed partial class EpollEngine
                 {
                     var listeners = Volatile.Read(ref _listeners);
                     var id = (int)((uint)data & ~ListenerBit);
-                    if (id < listeners.Length)
+                    try
                     {
-                        listeners[id]?.OnReadable();
+                        if (id < listeners.Length)
+                        {
+                            listeners[id]?.OnReadable();
+                        }
+                    }
+                    catch (Exception ex)
+                    {
+                        Environment.FailFast("KestrelTcp: exception thrown from the epoll event loop.", ex);
                     }
 
                     continue;

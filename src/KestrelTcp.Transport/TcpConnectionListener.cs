@@ -39,11 +39,21 @@ internal sealed partial class TcpConnectionListener : IConnectionListener, IValu
         EndPoint = socket.LocalEndPoint!;
         if (transport.Options.EpollReadiness && EpollEngine.IsSupported)
         {
-            // The descriptor alone is made non-blocking, for accept4: the Socket stays blocking, so the runtime
-            // creates no asynchronous context for it, nor for the sockets accepted from it.
-            SocketCalls.SetNonBlocking(socket);
-            _engine = EpollEngine.Next(transport.Options.InlineCompletions);
-            _engineEntry = _engine.AddListener(this);
+            try
+            {
+                // The descriptor alone is made non-blocking, for accept4: the Socket stays blocking, so the runtime
+                // creates no asynchronous context for it, nor for the sockets accepted from it.
+                SocketCalls.SetNonBlocking(socket);
+                // The pooled set, whose thread runs no handler: a report only queues the accept's continuation,
+                // and never waits behind a handler running inline on an event thread.
+                _engine = EpollEngine.Next(inline: false);
+                _engineEntry = _engine.AddListener(this);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
         }
     }
 
@@ -214,7 +224,13 @@ internal sealed partial class TcpConnectionListener : IConnectionListener, IValu
         var error = _engine!.ArmListener(_engineEntry, _socket, first: !_registered);
         if (error != SocketError.Success)
         {
-            if (Interlocked.Exchange(ref _waiting, 0) == 0 || _closed || error == SocketError.OperationAborted)
+            if (Interlocked.Exchange(ref _waiting, 0) == 0)
+            {
+                // Already ended meanwhile (a close, a cancellation, a report left from an earlier arm): that is the answer.
+                return new ValueTask<bool>(this, _readable.Version);
+            }
+
+            if (_closed || error == SocketError.OperationAborted)
             {
                 return new ValueTask<bool>(false);
             }
