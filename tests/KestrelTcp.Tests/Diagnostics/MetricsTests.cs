@@ -161,11 +161,14 @@ public class MetricsTests
         var payload = new byte[16 * 1024 * 1024];
         for (var i = 0; i < Connections; i++)
         {
+            var listener = server.Runtime.Find("echo")!;
+            var echoedBefore = listener.BytesSent;
             var client = await server.ConnectAsync("echo");
             // Send far more than the socket buffers hold without reading: the server blocks in its flush.
             var sending = client.SendAsync(payload);
-            var listener = server.Runtime.Find("echo")!;
-            await TestServer.WaitUntilAsync(() => Task.FromResult(listener.BytesSent > 0), because: "the server to start echoing");
+            // This connection's echo, not an earlier one's: otherwise it could be reset still in the listen
+            // backlog, and accepted (and counted active) only after the wait for quiet below.
+            await TestServer.WaitUntilAsync(() => Task.FromResult(listener.BytesSent > echoedBefore), because: "the server to start echoing this connection");
             client.Reset();
             try
             {
