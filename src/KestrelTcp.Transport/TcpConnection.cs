@@ -58,6 +58,9 @@ internal sealed partial class TcpConnection : ConnectionContext, IDuplexPipe, IC
     /// <summary>Whether this side closed the socket (an abort, or the dispose after the handler).</summary>
     internal bool IsClosed => Volatile.Read(ref _state) != 0;
 
+    /// <summary>Whether the handler waits in a read with nothing left to read (for tests).</summary>
+    internal bool ReadPending => _input.ReadPending;
+
     /// <summary>
     /// Why this side ended the connection: the abort's reason, or the exception the output was
     /// completed with. Reads fail with it from then on, as over Kestrel's transport, whose receive

@@ -366,6 +366,18 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
     }
 
     /// <summary>On a close lane: completes the pending read with the end (FIN or error) <see cref="OnReadable"/> found.</summary>
+    /// <summary>Whether the handler's read waits for bytes (for tests: the handler has taken all there was).</summary>
+    internal bool ReadPending
+    {
+        get
+        {
+            lock (this)
+            {
+                return _readPending;
+            }
+        }
+    }
+
     internal void DeliverEnd()
     {
         ReadResult result;

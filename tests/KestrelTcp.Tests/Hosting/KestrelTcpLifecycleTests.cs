@@ -88,8 +88,9 @@ public class KestrelTcpLifecycleTests
         await using var stuck = await server.ConnectAsync("echo");
         stuck.Socket.Blocking = false;
         await GracefulShutdownTests.PushUntilStalledAsync(stuck.Socket);
-        var stuckTransport = Assert.IsType<TcpConnection>(Assert.Single(
-            await server.OpenConnectionsAsync("echo", 2), c => c.Remote!.Equals(stuck.Socket.LocalEndPoint)).Transfer);
+        var open = await server.OpenConnectionsAsync("echo", 2);
+        var stuckTransport = Assert.IsType<TcpConnection>(Assert.Single(open, c => c.Remote!.Equals(stuck.Socket.LocalEndPoint)).Transfer);
+        var echoTransport = Assert.IsType<TcpConnection>(Assert.Single(open, c => c.Remote!.Equals(echo.Socket.LocalEndPoint)).Transfer);
 
         var polling = clock.WhenArmed(Poll);
         var stopped = server.RequestStop();
@@ -102,6 +103,11 @@ public class KestrelTcpLifecycleTests
         sending = echo.SendAsync(second);
         Assert.Equal(second, await echo.ReadExactlyAsync(second.Length));
         await sending;
+        // Echo arms its quiet period on this clock when it reads again, after its last echo: only once it
+        // waits there may the clock move, or a loaded machine's late continuation would arm it past the
+        // drain timeout, and it would never come due.
+        await TestServer.WaitUntilAsync(() => Task.FromResult(echoTransport.BytesReceived == first.Length + second.Length && echoTransport.ReadPending),
+            because: "Echo to wait, quiet, for more");
         await using (var late = await server.ConnectAsync("echo"))
         {
             Assert.Empty(await late.ReadToEndAsync());
