@@ -49,22 +49,30 @@ public sealed class ChildServer : IDisposable
     /// <summary>As <see cref="StartAsync(ValueTuple{string, string}[])"/>, with <paramref name="environment"/> added to the process's environment.</summary>
     public static async Task<ChildServer> StartAsync(IReadOnlyDictionary<string, string>? environment, params (string Key, string Value)[] settings)
     {
-        var (arguments, httpPort, ports) = BuiltServer.FreePortArguments();
-        arguments.Add("--Serilog:MinimumLevel=Information");
-        arguments.AddRange(settings.Select(s => $"--{s.Key}={s.Value}"));
-        var process = BuiltServer.Start(arguments, environment);
-        var server = new ChildServer(process, httpPort, ports);
-        try
+        // The free ports are found here and bound by the child a moment later: another test's bind of port 0 can
+        // take one in between (seen once on CI). That start, and only that, is retried on fresh ports.
+        for (var attempt = 1; ; attempt++)
         {
-            await process.WaitUntilReadyAsync(httpPort, StartTimeout);
+            var (arguments, httpPort, ports) = BuiltServer.FreePortArguments();
+            arguments.Add("--Serilog:MinimumLevel=Information");
+            arguments.AddRange(settings.Select(s => $"--{s.Key}={s.Value}"));
+            var process = BuiltServer.Start(arguments, environment);
+            var server = new ChildServer(process, httpPort, ports);
+            try
+            {
+                await process.WaitUntilReadyAsync(httpPort, StartTimeout);
+                return server;
+            }
+            catch (Exception ex) when (attempt < 3 && ex.Message.Contains("address already in use", StringComparison.Ordinal))
+            {
+                server.Dispose();
+            }
+            catch
+            {
+                server.Dispose();
+                throw;
+            }
         }
-        catch
-        {
-            server.Dispose();
-            throw;
-        }
-
-        return server;
     }
 
     public Task<TcpTestClient> ConnectAsync(string listener) => TcpTestClient.ConnectAsync(new IPEndPoint(IPAddress.Loopback, Ports[listener]));
