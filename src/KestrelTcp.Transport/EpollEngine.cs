@@ -16,7 +16,8 @@ namespace KestrelTcp.Transport;
 /// The sets are process-wide, as the runtime's own socket engines are: one per processor with inline
 /// completions (the event thread runs the handler), one otherwise (the reader's receive runs on the
 /// event thread, the handler's continuation on the thread pool). Their threads live as long as the process.
-/// Listening sockets wait on the second kind (one-shot, <see cref="ArmListener"/>), whose thread runs no handler.
+/// Listening sockets wait on the second kind, in slots like a connection's (one-shot, <see cref="Rearm"/>),
+/// whose thread runs no handler.
 /// </para>
 /// </summary>
 internal sealed partial class EpollEngine
@@ -31,9 +32,6 @@ internal sealed partial class EpollEngine
     private const uint EpollRdHup = 0x2000;
     private const uint EpollOneShot = 1u << 30;
     private const uint EpollEdgeTriggered = 1u << 31;
-
-    // An event's data for a listening socket: this bit and the listener's index, no generation.
-    private const uint ListenerBit = 1u << 31;
 
     // Bytes, urgent data (a receive stops short at the urgent mark), the client's FIN; edge-triggered.
     private const uint Interest = EpollIn | EpollPri | EpollRdHup | EpollEdgeTriggered;
@@ -51,7 +49,6 @@ internal sealed partial class EpollEngine
     private readonly Stack<int> _free = new();
     private Slot[] _slots = new Slot[1024];
     private int _used;
-    private TcpConnectionListener?[] _listeners = [];
 
     private EpollEngine(int epoll, string name)
     {
@@ -78,15 +75,53 @@ internal sealed partial class EpollEngine
     /// Registers <paramref name="socket"/> for input readiness (edge-triggered: an event for each
     /// arrival, and one at once if bytes are already there), reported to <paramref name="input"/>.
     /// </summary>
-    public SocketError Register(TcpInput input, Socket socket, out int slot)
+    public SocketError Register(TcpInput input, Socket socket, out int slot) => Add(input, socket, Interest, out slot);
+
+    /// <summary>
+    /// Registers a listening socket, one-shot: one report to <paramref name="listener"/>
+    /// (<see cref="TcpConnectionListener.OnReadable"/>) per <see cref="Rearm"/> (and one for the registration).
+    /// </summary>
+    public SocketError Register(TcpConnectionListener listener, Socket socket, out int slot) => Add(listener, socket, EpollIn | EpollOneShot, out slot);
+
+    /// <summary>Asks for the next report of a one-shot registration; a connection already waiting reports at once.</summary>
+    public SocketError Rearm(TcpConnectionListener listener, int slot, Socket socket)
     {
-        slot = Allocate(input, out var generation);
+        int generation;
+        lock (_lock)
+        {
+            // Read together: a slot released (and perhaps taken again) since is not the listener's to arm; one
+            // released after this keeps its old generation here, so its report no longer matches anything.
+            ref var entry = ref _slots[slot];
+            if (!ReferenceEquals(entry.Target, listener))
+            {
+                return SocketError.OperationAborted;
+            }
+
+            generation = entry.Generation;
+        }
+
+        try
+        {
+            using var descriptor = new SocketCalls.Descriptor(socket);
+            var data = ((ulong)(uint)generation << 32) | (uint)slot;
+            var ok = (s_packed ? CtlPacked(EpollCtlMod, descriptor.Value, EpollIn | EpollOneShot, data) : CtlAligned(EpollCtlMod, descriptor.Value, EpollIn | EpollOneShot, data)) == 0;
+            return ok ? SocketError.Success : SocketCalls.Map(Marshal.GetLastPInvokeError());
+        }
+        catch (ObjectDisposedException)
+        {
+            return SocketError.OperationAborted;
+        }
+    }
+
+    private SocketError Add(object target, Socket socket, uint events, out int slot)
+    {
+        slot = Allocate(target, out var generation);
         try
         {
             // The descriptor is kept from being closed (and its number reused) while it is added.
             using var descriptor = new SocketCalls.Descriptor(socket);
             var data = ((ulong)(uint)generation << 32) | (uint)slot;
-            var result = s_packed ? AddPacked(descriptor.Value, data) : AddAligned(descriptor.Value, data);
+            var result = s_packed ? CtlPacked(EpollCtlAdd, descriptor.Value, events, data) : CtlAligned(EpollCtlAdd, descriptor.Value, events, data);
             if (result == 0)
             {
                 return SocketError.Success;
@@ -113,53 +148,6 @@ internal sealed partial class EpollEngine
     }
 
     /// <summary>
-    /// Adds a listening socket's entry: its readiness is reported to <paramref name="listener"/>
-    /// (<see cref="TcpConnectionListener.OnReadable"/>) once per <see cref="ArmListener"/>.
-    /// </summary>
-    public int AddListener(TcpConnectionListener listener)
-    {
-        lock (_lock)
-        {
-            var grown = new TcpConnectionListener?[_listeners.Length + 1];
-            Array.Copy(_listeners, grown, _listeners.Length);
-            grown[^1] = listener;
-            Volatile.Write(ref _listeners, grown);
-            return grown.Length - 1;
-        }
-    }
-
-    /// <summary>
-    /// Asks for one readiness report of the listening socket (one-shot: the descriptor is added the
-    /// first time, re-armed after). A connection already waiting reports at once.
-    /// </summary>
-    public SocketError ArmListener(int listener, Socket socket, bool first)
-    {
-        try
-        {
-            using var descriptor = new SocketCalls.Descriptor(socket);
-            var data = (ulong)(ListenerBit | (uint)listener);
-            var op = first ? EpollCtlAdd : EpollCtlMod;
-            var result = s_packed ? CtlPacked(op, descriptor.Value, EpollIn | EpollOneShot, data) : CtlAligned(op, descriptor.Value, EpollIn | EpollOneShot, data);
-            return result == 0 ? SocketError.Success : SocketCalls.Map(Marshal.GetLastPInvokeError());
-        }
-        catch (ObjectDisposedException)
-        {
-            return SocketError.OperationAborted;
-        }
-    }
-
-    /// <summary>Forgets a listener whose socket is closed (closing took it out of the epoll set).</summary>
-    public void RemoveListener(int listener)
-    {
-        lock (_lock)
-        {
-            var copy = (TcpConnectionListener?[])_listeners.Clone();
-            copy[listener] = null;
-            Volatile.Write(ref _listeners, copy);
-        }
-    }
-
-    /// <summary>
     /// Frees a slot once its socket is closed (closing the descriptor took it out of the epoll set);
     /// an event still in flight for it no longer matches the slot's generation.
     /// </summary>
@@ -169,7 +157,7 @@ internal sealed partial class EpollEngine
         {
             ref var entry = ref _slots[slot];
             Volatile.Write(ref entry.Generation, entry.Generation + 1);
-            Volatile.Write(ref entry.Input, null);
+            Volatile.Write(ref entry.Target, null);
             _free.Push(slot);
         }
     }
@@ -221,7 +209,7 @@ internal sealed partial class EpollEngine
         }
     }
 
-    private int Allocate(TcpInput input, out int generation)
+    private int Allocate(object target, out int generation)
     {
         lock (_lock)
         {
@@ -240,7 +228,7 @@ internal sealed partial class EpollEngine
 
             ref var entry = ref _slots[slot];
             generation = entry.Generation;
-            Volatile.Write(ref entry.Input, input);
+            Volatile.Write(ref entry.Target, target);
             return slot;
         }
     }
@@ -269,37 +257,25 @@ internal sealed partial class EpollEngine
                 var data = *(ulong*)(events + (i * stride) + dataOffset);
                 var flags = *(uint*)(events + (i * stride));
                 var index = (int)(uint)data;
-                if (((uint)data & ListenerBit) != 0)
-                {
-                    var listeners = Volatile.Read(ref _listeners);
-                    var id = (int)((uint)data & ~ListenerBit);
-                    try
-                    {
-                        if (id < listeners.Length)
-                        {
-                            listeners[id]?.OnReadable();
-                        }
-                    }
-                    catch (Exception ex)
-                    {
-                        Environment.FailFast("KestrelTcp: exception thrown from the epoll event loop.", ex);
-                    }
-
-                    continue;
-                }
-
                 if ((uint)index >= (uint)slots.Length)
                 {
                     continue;
                 }
 
                 ref var entry = ref slots[index];
-                var input = Volatile.Read(ref entry.Input);
-                if (input is not null && Volatile.Read(ref entry.Generation) == (int)(data >> 32))
+                var target = Volatile.Read(ref entry.Target);
+                if (target is not null && Volatile.Read(ref entry.Generation) == (int)(data >> 32))
                 {
                     try
                     {
-                        input.OnReadiness((flags & (EpollRdHup | EpollHup | EpollErr)) != 0, (flags & EpollPri) != 0);
+                        if (target is TcpInput input)
+                        {
+                            input.OnReadiness((flags & (EpollRdHup | EpollHup | EpollErr)) != 0, (flags & EpollPri) != 0);
+                        }
+                        else
+                        {
+                            ((TcpConnectionListener)target).OnReadable();
+                        }
                     }
                     catch (Exception ex)
                     {
@@ -310,10 +286,6 @@ internal sealed partial class EpollEngine
             }
         }
     }
-
-    private int AddPacked(int fd, ulong data) => CtlPacked(EpollCtlAdd, fd, Interest, data);
-
-    private int AddAligned(int fd, ulong data) => CtlAligned(EpollCtlAdd, fd, Interest, data);
 
     private unsafe int CtlPacked(int op, int fd, uint events, ulong data)
     {
@@ -341,7 +313,7 @@ internal sealed partial class EpollEngine
 
     private struct Slot
     {
-        public TcpInput? Input;
+        public object? Target; // a TcpInput, or a TcpConnectionListener
         public int Generation;
     }
 

@@ -25,11 +25,10 @@ internal sealed partial class TcpConnectionListener : IConnectionListener, IValu
     private readonly TcpTransportFactory _transport;
     private readonly ILogger _logger;
     private readonly EpollEngine? _engine;
-    private readonly int _engineEntry = -1;
+    private readonly int _slot = -1;
     private ManualResetValueTaskSourceCore<bool> _readable = new() { RunContinuationsAsynchronously = true };
-    private bool _registered;
     private int _waiting; // 1 while a readiness report is awaited
-    private volatile bool _closed;
+    private int _closed; // 1 once Close ran (Kestrel unbinds, then disposes: the slot is released once)
 
     public TcpConnectionListener(Socket socket, TcpTransportFactory transport, ILogger logger)
     {
@@ -47,7 +46,11 @@ internal sealed partial class TcpConnectionListener : IConnectionListener, IValu
                 // The pooled set, whose thread runs no handler: a report only queues the accept's continuation,
                 // and never waits behind a handler running inline on an event thread.
                 _engine = EpollEngine.Next(inline: false);
-                _engineEntry = _engine.AddListener(this);
+                var error = _engine.Register(this, socket, out _slot);
+                if (error != SocketError.Success)
+                {
+                    throw new SocketException((int)error);
+                }
             }
             catch
             {
@@ -58,6 +61,8 @@ internal sealed partial class TcpConnectionListener : IConnectionListener, IValu
     }
 
     public EndPoint EndPoint { get; }
+
+    private bool IsClosed => Volatile.Read(ref _closed) != 0;
 
     /// <summary>The listening socket (for tests).</summary>
     internal Socket Socket => _socket;
@@ -109,7 +114,7 @@ internal sealed partial class TcpConnectionListener : IConnectionListener, IValu
                             continue;
                         }
 
-                        if (_closed || error == SocketError.OperationAborted)
+                        if (IsClosed || error == SocketError.OperationAborted)
                         {
                             return null;
                         }
@@ -140,7 +145,7 @@ internal sealed partial class TcpConnectionListener : IConnectionListener, IValu
             }
             catch (SocketException ex)
             {
-                if (_closed)
+                if (IsClosed)
                 {
                     return null;
                 }
@@ -193,11 +198,15 @@ internal sealed partial class TcpConnectionListener : IConnectionListener, IValu
 
     private void Close()
     {
-        _closed = true;
+        if (Interlocked.Exchange(ref _closed, 1) == 1)
+        {
+            return;
+        }
+
         _socket.Dispose();
         if (_engine is not null)
         {
-            _engine.RemoveListener(_engineEntry);
+            _engine.Release(_slot);
             EndWait();
         }
     }
@@ -214,14 +223,14 @@ internal sealed partial class TcpConnectionListener : IConnectionListener, IValu
     /// <summary>Waits for one readiness report: true when a connection may be waiting, false once the listener is closed.</summary>
     private ValueTask<bool> WaitReadableAsync(CancellationToken cancellationToken)
     {
-        if (_closed)
+        if (IsClosed)
         {
             return new ValueTask<bool>(false);
         }
 
         _readable.Reset();
         Volatile.Write(ref _waiting, 1);
-        var error = _engine!.ArmListener(_engineEntry, _socket, first: !_registered);
+        var error = _engine!.Rearm(this, _slot, _socket);
         if (error != SocketError.Success)
         {
             if (Interlocked.Exchange(ref _waiting, 0) == 0)
@@ -230,7 +239,7 @@ internal sealed partial class TcpConnectionListener : IConnectionListener, IValu
                 return new ValueTask<bool>(this, _readable.Version);
             }
 
-            if (_closed || error == SocketError.OperationAborted)
+            if (IsClosed || error == SocketError.OperationAborted)
             {
                 return new ValueTask<bool>(false);
             }
@@ -239,10 +248,8 @@ internal sealed partial class TcpConnectionListener : IConnectionListener, IValu
             throw new SocketException((int)error);
         }
 
-        _registered = true;
-
         // A close or cancellation just before the wait began found nothing to end: it is seen here.
-        if ((_closed || cancellationToken.IsCancellationRequested) && Interlocked.Exchange(ref _waiting, 0) == 1)
+        if ((IsClosed || cancellationToken.IsCancellationRequested) && Interlocked.Exchange(ref _waiting, 0) == 1)
         {
             return new ValueTask<bool>(false);
         }

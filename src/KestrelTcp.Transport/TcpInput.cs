@@ -365,7 +365,6 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         }
     }
 
-    /// <summary>On a close lane: completes the pending read with the end (FIN or error) <see cref="OnReadable"/> found.</summary>
     /// <summary>Whether the handler's read waits for bytes (for tests: the handler has taken all there was).</summary>
     internal bool ReadPending
     {
@@ -378,6 +377,7 @@ internal sealed class TcpInput : PipeReader, IValueTaskSource<ReadResult>, IDisp
         }
     }
 
+    /// <summary>On a close lane: completes the pending read with the end (FIN or error) <see cref="OnReadable"/> found.</summary>
     internal void DeliverEnd()
     {
         ReadResult result;
